@@ -1,0 +1,186 @@
+"""Discrete-event backend with a virtual clock: deterministic, and any interleaving on demand.
+
+By default each draft takes ``draft_latency`` and each target task ``target_latency`` (numbers,
+ideally :class:`fractions.Fraction`, or callables of the action), and completions happen in
+time order; ties go to the drafter first, then to target tasks in start order. With ``order``
+(a callable choosing which in-flight job completes next, or one of the names in ``ORDERS``)
+time is ignored and the chooser forces any completion order, including adversarial ones.
+
+Preemption is instantaneous by default (the job leaves the queue and is acked at once). With
+``cancellation="fails"`` a preempted job keeps running and delivers its result later, so tests
+can check that stale results are dropped rather than committed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from dsi_core.coordinator import (
+    Cancel,
+    Coordinator,
+    DraftAborted,
+    DraftDone,
+    StartDraft,
+    StartTarget,
+    TargetAborted,
+    TargetDone,
+)
+from dsi_core.errors import BackendError, InvalidInputError
+
+
+@dataclass
+class Job:
+    kind: str  # "draft" or "target"
+    id: int
+    action: Any
+    start: Any
+    finish: Any
+    seq: int
+    cancelled: bool = field(default=False)
+
+
+def _fifo(jobs: Sequence[Job]) -> int:
+    return 0
+
+
+def _lifo(jobs: Sequence[Job]) -> int:
+    return len(jobs) - 1
+
+
+def _drafts_last(jobs: Sequence[Job]) -> int:
+    for i in range(len(jobs) - 1, -1, -1):
+        if jobs[i].kind == "target":
+            return i
+    return 0
+
+
+def _targets_last(jobs: Sequence[Job]) -> int:
+    for i, j in enumerate(jobs):
+        if j.kind == "draft":
+            return i
+    return 0
+
+
+def random_order(seed: int) -> Callable[[Sequence[Job]], int]:
+    rng = random.Random(seed)
+    return lambda jobs: rng.randrange(len(jobs))
+
+
+ORDERS: dict[str, Callable[[Sequence[Job]], int]] = {
+    "fifo": _fifo,  # oldest job first
+    "lifo": _lifo,  # newest job first: later tasks overtake earlier ones
+    "drafts_last": _drafts_last,  # every target result before any draft (newest target first)
+    "targets_last": _targets_last,  # drafter runs as far ahead as it can before any result
+}
+
+
+class SimulatedBackend:
+    """Drives a :class:`Coordinator` on a virtual clock (see module docstring)."""
+
+    def __init__(
+        self,
+        target_latency: Any = Fraction(1),
+        draft_latency: Any = Fraction(1, 10),
+        order: str | Callable[[Sequence[Job]], int] | None = None,
+        cancellation: str = "instant",
+        max_steps: int = 10_000_000,
+    ) -> None:
+        if cancellation not in ("instant", "fails"):
+            raise InvalidInputError("cancellation must be 'instant' or 'fails'")
+        if isinstance(order, str):
+            if order.startswith("random:"):
+                order = random_order(int(order.split(":", 1)[1]))
+            elif order in ORDERS:
+                order = ORDERS[order]
+            else:
+                raise InvalidInputError(f"unknown order {order!r}; use {sorted(ORDERS)}")
+        self.target_latency = target_latency
+        self.draft_latency = draft_latency
+        self.order = order
+        self.cancellation = cancellation
+        self.max_steps = max_steps
+        self.now: Any = Fraction(0)
+
+    def _latency(self, spec: Any, action: Any) -> Any:
+        return spec(action) if callable(spec) else spec
+
+    def run(
+        self,
+        coord: Coordinator,
+        target: Any,
+        drafter: Any,
+        prompt: Sequence[int],
+        temperature: float = 1.0,
+    ) -> Any:
+        """Run to completion; returns the virtual end time."""
+        prompt = list(prompt)
+        self.now = Fraction(0)
+        jobs: list[Job] = []
+        seq = 0
+        t_state = target.new_state()
+        d_state = drafter.new_state() if drafter is not None else None
+
+        def execute(actions: list[Any]) -> None:
+            nonlocal seq
+            work = list(actions)
+            while work:
+                a = work.pop(0)
+                if isinstance(a, StartDraft | StartTarget):
+                    if isinstance(a, StartDraft):
+                        if drafter is None:
+                            raise BackendError("coordinator asked for a draft but no drafter")
+                        kind, ident, lat = "draft", a.request_id, self.draft_latency
+                    else:
+                        kind, ident, lat = "target", a.task_id, self.target_latency
+                    seq += 1
+                    finish = self.now + self._latency(lat, a)
+                    jobs.append(Job(kind, ident, a, self.now, finish, seq))
+                elif isinstance(a, Cancel):
+                    job = next(
+                        (j for j in jobs if j.kind == a.what and j.id == a.id), None
+                    )
+                    if job is None:
+                        raise BackendError(f"cancel of unknown {a.what} {a.id}")
+                    if self.cancellation == "instant":
+                        jobs.remove(job)
+                        ev = DraftAborted(a.id) if a.what == "draft" else TargetAborted(a.id)
+                        work.extend(coord.on_event(ev, self.now))
+                    else:
+                        job.cancelled = True
+                else:
+                    raise BackendError(f"unknown action {a!r}")
+
+        execute(coord.start(self.now))
+        steps = 0
+        while not coord.done:
+            if not jobs:
+                raise BackendError("deadlock: the coordinator is waiting but nothing is in flight")
+            steps += 1
+            if steps > self.max_steps:
+                raise BackendError("simulation exceeded max_steps")
+            if self.order is None:
+                job = min(jobs, key=lambda j: (j.finish, 0 if j.kind == "draft" else 1, j.seq))
+                self.now = job.finish
+            else:
+                ordered = sorted(jobs, key=lambda j: j.seq)
+                idx = self.order(ordered)
+                if not 0 <= idx < len(ordered):
+                    raise BackendError(f"order chose {idx} of {len(ordered)} jobs")
+                job = ordered[idx]
+                self.now = Fraction(steps)
+            jobs.remove(job)
+            a = job.action
+            if job.kind == "draft":
+                prop = drafter.propose(d_state, prompt + list(a.context), temperature)
+                ev: Any = DraftDone(a.request_id, prop.q, prop.token)
+            else:
+                start = len(prompt) + a.lo
+                rows = target.rows(t_state, prompt + list(a.context), start, temperature)
+                ev = TargetDone(a.task_id, tuple(rows))
+            execute(coord.on_event(ev, self.now))
+        coord.stats.wall_time = float(self.now)
+        return self.now

@@ -1,0 +1,52 @@
+"""The model protocols the backends call, and the drafter's proposal record.
+
+A *target* returns probability rows (temperature applied) for a range of positions of one
+token sequence; a *drafter* proposes the next token's row ``q`` (or a token of its own, with
+``q = None`` meaning a one-hot at that token). Each backend worker owns one ``state`` per model
+(from ``new_state()``), where a model may keep a KV cache; the model must reuse the longest
+common prefix between the cached tokens and the new sequence and recompute the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A drafter's output for one position: a row ``q`` and/or a token.
+
+    * ``q`` given, ``token`` None: dsi_core samples the draft from ``q`` with keyed noise.
+    * ``token`` given, ``q`` None: a deterministic proposal (``q`` is one-hot at ``token``).
+    * both given: the drafter sampled ``token`` from ``q`` itself; ``q[token]`` must be > 0.
+    """
+
+    q: Any = None
+    token: int | None = None
+
+
+@runtime_checkable
+class TargetModel(Protocol):
+    """What a target server runs."""
+
+    vocab_size: int
+    max_context: int | None
+
+    def new_state(self) -> Any: ...
+
+    def rows(self, state: Any, tokens: Sequence[int], start: int, temperature: float) -> list:
+        """Rows ``p(. | tokens[:j])`` for ``j = start .. len(tokens)`` (``1 <= start``)."""
+        ...
+
+
+@runtime_checkable
+class DrafterModel(Protocol):
+    """What the drafter runs. ``vocab_size`` None means it works with any vocabulary."""
+
+    vocab_size: int | None
+
+    def new_state(self) -> Any: ...
+
+    def propose(self, state: Any, tokens: Sequence[int], temperature: float) -> Proposal: ...

@@ -1,0 +1,268 @@
+"""Verification rules (greedy / rejection / coupled) and keyed randomness.
+
+Every random number used to decide a token is keyed by ``(seed, absolute position, stream)``
+through a counter-based generator (Philox), never by call order or thread timing. A *row* is
+a probability vector over the vocabulary: a float64 numpy array on the real path, or a
+sequence of :class:`fractions.Fraction` in the exact tests. All rules below work on both; the
+only operations they apply to a uniform ``u`` are comparisons ``u < threshold``, so the exact
+test harness can substitute a symbolic uniform and enumerate every outcome with its exact
+probability (tests/unit/exact.py).
+
+Rules for one position ``i`` with target row ``p``:
+
+* ``greedy``: token = argmax p (lowest index on ties). The draft only decides acceptance.
+* ``rejection`` (Leviathan et al. 2023; Chen et al. 2023): the draft ``x`` was sampled from
+  ``q``; accept iff ``u < p(x)/q(x)`` (strict, so ``p(x) = 0`` is never accepted), else sample
+  from ``max(0, p - q)`` normalised. Without a draft (non-SI) the token is sampled from ``p``.
+* ``coupled``: token = argmax(log p + G_i) with Gumbel noise ``G_i`` keyed by ``(seed, i)``;
+  the drafter samples argmax(log q + G_i) with the same noise, and a draft is accepted iff it
+  equals the target's token. The decision ignores the draft, so DSI, SI and non-SI emit
+  identical sequences for the same seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
+from enum import IntEnum
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from dsi_core.errors import DrafterError, InvalidDistributionError, InvalidInputError
+
+MODES = ("greedy", "rejection", "coupled")
+_MASK64 = (1 << 64) - 1
+
+Row = Any  # np.ndarray of float64 probabilities, or a sequence of Fractions (exact tests)
+
+
+class Stream(IntEnum):
+    """Independent random streams per position."""
+
+    DRAFT = 1  # the drafter's sample at this position
+    ACCEPT = 2  # the acceptance uniform of the rejection rule
+    RESIDUAL = 3  # the residual sample after a rejection
+    PLAIN = 4  # plain sampling from p (non-SI in rejection mode)
+    GUMBEL = 5  # Gumbel vector of the coupled mode
+
+
+class KeyedNoise:
+    """Counter-based randomness: ``uniform(pos, stream)`` is a pure function of the key.
+
+    Uses numpy's Philox bit generator with the 128-bit key ``(seed, pos * 16 + stream)``, so
+    the same position always sees the same numbers, whichever thread asks and whenever.
+    """
+
+    def __init__(self, seed: int, gumbel_cache: int = 64) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InvalidInputError(f"seed must be an int, got {type(seed).__name__}")
+        if not 0 <= int(seed) <= _MASK64:
+            raise InvalidInputError(f"seed must be in [0, 2**64), got {seed}")
+        self.seed = int(seed)
+        self._gumbel: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._gumbel_cache = gumbel_cache
+
+    def _generator(self, pos: int, stream: Stream) -> np.random.Generator:
+        if pos < 0:
+            raise ValueError(f"position must be >= 0, got {pos}")
+        key = np.array([self.seed, (pos * 16 + int(stream)) & _MASK64], dtype=np.uint64)
+        return np.random.Generator(np.random.Philox(key=key))
+
+    def uniform(self, pos: int, stream: Stream) -> float:
+        """A float64 in [0, 1) (53-bit grid), keyed by (seed, pos, stream)."""
+        return float(self._generator(pos, stream).random())
+
+    def gumbel(self, pos: int, size: int) -> np.ndarray:
+        """Standard Gumbel noise vector of length ``size`` keyed by (seed, pos)."""
+        key = (pos, size)
+        hit = self._gumbel.get(key)
+        if hit is not None:
+            self._gumbel.move_to_end(key)
+            return hit
+        g = self._generator(pos, Stream.GUMBEL).gumbel(size=size)
+        g.setflags(write=False)
+        self._gumbel[key] = g
+        if len(self._gumbel) > self._gumbel_cache:
+            self._gumbel.popitem(last=False)
+        return g
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _is_array(row: Row) -> bool:
+    return isinstance(row, np.ndarray)
+
+
+def check_row(row: Row, what: str = "row") -> None:
+    """Raise InvalidDistributionError unless ``row`` is a finite, non-negative, non-zero vector."""
+    if _is_array(row):
+        if row.ndim != 1 or row.size == 0:
+            raise InvalidDistributionError(f"{what} must be a non-empty 1-D vector")
+        if not np.all(np.isfinite(row)):
+            raise InvalidDistributionError(f"{what} contains NaN or inf")
+        if row.min() < 0:
+            raise InvalidDistributionError(f"{what} has a negative probability")
+        if not row.sum() > 0:
+            raise InvalidDistributionError(f"{what} sums to zero")
+        return
+    if len(row) == 0:
+        raise InvalidDistributionError(f"{what} is empty")
+    total = 0
+    for x in row:
+        if x != x or x in (float("inf"), float("-inf")):
+            raise InvalidDistributionError(f"{what} contains NaN or inf")
+        if x < 0:
+            raise InvalidDistributionError(f"{what} has a negative probability")
+        total += x
+    if not total > 0:
+        raise InvalidDistributionError(f"{what} sums to zero")
+
+
+def probs_from_logits(logits: Any, temperature: float = 1.0) -> np.ndarray:
+    """Softmax of ``logits / temperature`` in float64, rejecting NaN and +inf logits.
+
+    ``-inf`` is a legitimate mask; a row that is entirely ``-inf`` is not.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 1 or z.size == 0:
+        raise InvalidDistributionError("logits row must be a non-empty 1-D vector")
+    if np.isnan(z).any():
+        raise InvalidDistributionError("logits row contains NaN")
+    if np.isposinf(z).any():
+        raise InvalidDistributionError("logits row contains +inf")
+    if not temperature > 0:
+        raise InvalidInputError(f"temperature must be > 0, got {temperature}")
+    z = z / temperature
+    m = z.max()
+    if not np.isfinite(m):
+        raise InvalidDistributionError("logits row is entirely -inf")
+    e = np.exp(z - m)
+    return e / e.sum()
+
+
+def argmax(row: Row) -> int:
+    """Index of the largest entry, lowest index on ties."""
+    if _is_array(row):
+        return int(np.argmax(row))
+    return max(range(len(row)), key=row.__getitem__)
+
+
+def _cumulative(weights: Row) -> Sequence:
+    if _is_array(weights):
+        return np.cumsum(weights)
+    return list(itertools.accumulate(weights))
+
+
+def inverse_cdf(weights: Row, u: Any) -> int:
+    """Sample index ``j`` with probability ``weights[j] / sum(weights)`` from a uniform ``u``.
+
+    Binary search for the smallest ``j`` with ``u < cum[j] / total``; only comparisons touch
+    ``u``. A zero-weight index is never returned.
+    """
+    cum = _cumulative(weights)
+    total = cum[-1]
+    lo, hi = 0, len(cum) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if u < cum[mid] / total:
+            hi = mid
+        else:
+            lo = mid + 1
+    if not weights[lo] > 0:  # only reachable through float rounding at the top end
+        lo = max(j for j in range(len(cum)) if weights[j] > 0)
+    return int(lo)
+
+
+def residual(p: Row, q: Row | None, draft: int) -> Row:
+    """``max(0, p - q)`` (unnormalised); a missing ``q`` means a one-hot at ``draft``."""
+    if q is None:
+        if _is_array(p):
+            w = p.copy()
+        else:
+            w = list(p)
+        w[draft] = 0
+        return w
+    if _is_array(p):
+        return np.maximum(p - np.asarray(q, dtype=np.float64), 0.0)
+    return [max(Fraction(0) if isinstance(a, Fraction) else 0.0, a - b) for a, b in zip(p, q)]
+
+
+def _log(row: Row) -> np.ndarray:
+    arr = np.asarray([float(x) for x in row]) if not _is_array(row) else row
+    with np.errstate(divide="ignore"):
+        return np.log(arr)
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+class DecisionRule:
+    """Decides tokens and drafts for one mode; the coordinator's only source of randomness.
+
+    ``noise`` must offer ``uniform(pos, stream)`` and ``gumbel(pos, size)``.
+    """
+
+    def __init__(self, mode: str, noise: Any) -> None:
+        if mode not in MODES:
+            raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.noise = noise
+
+    @property
+    def needs_draft(self) -> bool:
+        """Whether a speculative position must be decided *with* its draft (rejection only)."""
+        return self.mode == "rejection"
+
+    def draft_token(self, pos: int, q: Row) -> int:
+        """The drafter's token at ``pos`` drawn from its row ``q`` with this mode's noise."""
+        check_row(q, "drafter row q")
+        if self.mode == "greedy":
+            return argmax(q)
+        if self.mode == "coupled":
+            return int(np.argmax(_log(q) + self.noise.gumbel(pos, len(q))))
+        return inverse_cdf(q, self.noise.uniform(pos, Stream.DRAFT))
+
+    def decide(
+        self, pos: int, p: Row, draft: int | None = None, q: Row | None = None
+    ) -> tuple[int, bool | None]:
+        """Token at ``pos`` from target row ``p`` and, if given, the draft and its row ``q``.
+
+        Returns ``(token, accepted)``; ``accepted`` is None when there was no draft.
+        """
+        check_row(p, "target row p")
+        if q is not None:
+            check_row(q, "drafter row q")
+            if len(q) != len(p):
+                raise DrafterError(f"drafter row has {len(q)} entries, target row {len(p)}")
+        if draft is not None and not 0 <= draft < len(p):
+            raise DrafterError(f"draft token {draft} outside the vocabulary of size {len(p)}")
+        if self.mode == "greedy":
+            tok = argmax(p)
+            return tok, (None if draft is None else tok == draft)
+        if self.mode == "coupled":
+            tok = int(np.argmax(_log(p) + self.noise.gumbel(pos, len(p))))
+            return tok, (None if draft is None else tok == draft)
+        # rejection
+        if draft is None:
+            return inverse_cdf(p, self.noise.uniform(pos, Stream.PLAIN)), None
+        qx = 1 if q is None else q[draft]
+        if not qx > 0:
+            raise DrafterError(
+                f"drafter proposed token {draft} at position {pos} but its row q gives it "
+                "probability 0: q must be the exact row the draft was sampled from"
+            )
+        u = self.noise.uniform(pos, Stream.ACCEPT)
+        if u < p[draft] / qx:
+            return int(draft), True
+        w = residual(p, q, draft)
+        total = w.sum() if _is_array(w) else sum(w)
+        if not total > 0:  # p == q up to float rounding: the residual is empty
+            w = residual(p, None, draft)
+            total = w.sum() if _is_array(w) else sum(w)
+            if not total > 0:
+                return int(draft), True
+        return inverse_cdf(w, self.noise.uniform(pos, Stream.RESIDUAL)), False

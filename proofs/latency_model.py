@@ -1,0 +1,231 @@
+"""Exact concrete evaluators of the latency model (DESIGN.md section 3) in `Fraction`s.
+
+These functions are the executable definition of the coordinator's policy that the z3 encodings
+in `proofs/latency.py` are checked against (and that the runtime's simulator is differentially
+tested against). Conventions:
+
+- `a` is a 0/1 sequence of length `N` (new tokens); `a[i] = 1` iff the drafter, given the correct
+  committed prefix, proposes exactly the token the target emits at position `i` (greedy/coupled
+  decisions: a position's token depends on the target row only, drafts matter for acceptance).
+- `t` is the target forward latency, `c` the drafter's per-token latency, `k >= 1` the lookahead.
+- Enough target servers (no task waits) and instantaneous preemption.
+
+non-SI costs `N t`. SI(k) drafts `d = min(k, N - n0)` tokens (`d c`), verifies them in one target
+forward (`t`) and commits the accepted prefix plus the target's correction/bonus token.
+DSI(k): see `dsi_segments`; decision times `D_0 = T + t`, `D_i = min(B_i, D_{i-1} + t)` with
+`B_i = T + min(ceil(i/k) k, N - n0) c + t`; the segment ends at a rejection or when the drafter is
+behind (`A_i = T + (i+1) c > D_i`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from numbers import Rational
+
+__all__ = [
+    "Segment",
+    "Task",
+    "authors_segment_cost",
+    "dsi_latency",
+    "dsi_segments",
+    "dsi_sp_degree",
+    "dsi_tasks",
+    "nonsi_latency",
+    "render_timeline",
+    "si_latency",
+    "si_segments",
+]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One speculation segment: starts at position `start` at `begin`, ends at `end`.
+
+    `committed` positions are decided in it; `reason` is why it ended: "reject" (a draft was
+    rejected), "behind" (DSI decided a position before its draft arrived), "bonus" (SI accepted
+    all drafts and added the bonus token) or "done" (the last position was decided).
+    """
+
+    start: int
+    begin: Fraction
+    end: Fraction
+    committed: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """A target forward of DSI: `kind` is "zero", "block" or "chain"; rows are offsets' positions.
+
+    `stop` is when it finishes or is preempted (it becomes useless: all rows it supplies are
+    decided, or its input holds a draft at/after a position that ended the segment).
+    """
+
+    kind: str
+    begin: Fraction
+    stop: Fraction
+    rows: tuple[int, ...]
+
+
+def _check(a: Sequence[int], t: Rational, c: Rational, k: int) -> None:
+    if t <= 0 or c <= 0:
+        raise ValueError("t and c must be positive")
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if any(x not in (0, 1) for x in a):
+        raise ValueError("a must be a 0/1 sequence")
+
+
+def nonsi_latency(n_tokens: int, t: Rational) -> Fraction:
+    """Latency of plain autoregressive decoding: `N t`."""
+    return n_tokens * Fraction(t)
+
+
+def si_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Segment]:
+    """The segments of SI(k) on pattern `a` (see the module docstring)."""
+    _check(a, t, c, k)
+    t, c, n = Fraction(t), Fraction(c), len(a)
+    segs: list[Segment] = []
+    n0, now = 0, Fraction(0)
+    while n0 < n:
+        d = min(k, n - n0)
+        m = 0
+        while m < d and a[n0 + m] == 1:
+            m += 1
+        end = now + d * c + t
+        if m < d:
+            committed, reason = m + 1, "reject"
+        elif n0 + d < n:
+            committed, reason = d + 1, "bonus"
+        else:
+            committed, reason = d, "done"
+        if n0 + committed >= n:
+            reason = "done"
+        segs.append(Segment(n0, now, end, committed, reason))
+        n0, now = n0 + committed, end
+    return segs
+
+
+def si_latency(a: Sequence[int], t: Rational, c: Rational, k: int) -> Fraction:
+    """Latency of SI with lookahead `k` on acceptance pattern `a`."""
+    segs = si_segments(a, t, c, k)
+    return segs[-1].end if segs else Fraction(0)
+
+
+def _ceil_div(x: int, y: int) -> int:
+    return -(-x // y)
+
+
+def dsi_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Segment]:
+    """The segments of DSI(k) on pattern `a` (see the module docstring)."""
+    _check(a, t, c, k)
+    t, c, n = Fraction(t), Fraction(c), len(a)
+    segs: list[Segment] = []
+    n0, now = 0, Fraction(0)
+    while n0 < n:
+        rem = n - n0
+        dec = now + t
+        i = 0
+        while True:
+            if i > 0:
+                block = now + min(_ceil_div(i, k) * k, rem) * c + t
+                dec = min(block, dec + t)
+            if n0 + i == n - 1:
+                segs.append(Segment(n0, now, dec, i + 1, "done"))
+                n0 = n
+                break
+            arrived = now + (i + 1) * c <= dec
+            if not arrived or a[n0 + i] == 0:
+                segs.append(Segment(n0, now, dec, i + 1, "reject" if arrived else "behind"))
+                n0, now = n0 + i + 1, dec
+                break
+            i += 1
+    return segs
+
+
+def dsi_latency(a: Sequence[int], t: Rational, c: Rational, k: int) -> Fraction:
+    """Latency of DSI with lookahead `k` (enough servers) on acceptance pattern `a`."""
+    segs = dsi_segments(a, t, c, k)
+    return segs[-1].end if segs else Fraction(0)
+
+
+def authors_segment_cost(m: int, t: Rational, c: Rational, k: int) -> Fraction:
+    """The paper's cost of a DSI segment with `m` accepted drafts: min((m//k+1) k c + t, (m+1) t)."""
+    t, c = Fraction(t), Fraction(c)
+    return min((m // k + 1) * k * c + t, (m + 1) * t)
+
+
+def dsi_tasks(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Task]:
+    """Every target task DSI(k) starts, with the interval during which it occupies a server.
+
+    Per segment (start `T`, offsets `i = 0..L-1`, `L = N - n0`): the zero-draft task [T, T+t) for
+    row 0; block `j` on drafts `0..min(jk, L)-1`, started at `T + min(jk, L) c`, for rows
+    `(j-1)k+1 .. min(jk, L-1)`; a chain task at `D_{i-1}` for row `i` when no task covering row
+    `i` has started by then. A task stops when it finishes, when every row it supplies is
+    decided, or when the segment ends at offset `e` and its input holds draft `e` or later.
+    """
+    t, c, n = Fraction(t), Fraction(c), len(a)
+    tasks: list[Task] = []
+    for seg in dsi_segments(a, t, c, k):
+        now, n0, rem = seg.begin, seg.start, n - seg.start
+        last = seg.committed - 1  # last offset decided in this segment
+        dec = [now + t]
+        for i in range(1, last + 1):
+            dec.append(min(now + min(_ceil_div(i, k) * k, rem) * c + t, dec[-1] + t))
+        seg_end = dec[last]
+        tasks.append(Task("zero", now, now + t, (n0,)))
+        j = 1
+        while (j - 1) * k + 1 <= rem - 1:
+            ndrafts = min(j * k, rem)
+            begin = now + ndrafts * c
+            rows = tuple(range((j - 1) * k + 1, min(j * k, rem - 1) + 1))
+            if begin >= seg_end:
+                break  # never started: the segment ended first (ties: not started)
+            stop = begin + t
+            useful_rows = [r for r in rows if r <= last]
+            if not useful_rows or ndrafts - 1 >= last + 1:
+                # input holds a draft at/after the ending offset's successor? preempt at seg end
+                pass
+            # rows beyond `last` are never used; the task is useless once every row <= last
+            # that it supplies is decided, and preempted at seg_end if it supplies none.
+            if useful_rows:
+                stop = min(stop, max(dec[r] for r in useful_rows))
+            else:
+                stop = min(stop, seg_end)
+            if stop > begin:
+                tasks.append(Task("block", begin, stop, tuple(n0 + r for r in rows)))
+            j += 1
+        for i in range(1, last + 1):
+            block_begin = now + min(_ceil_div(i, k) * k, rem) * c
+            if block_begin > dec[i - 1]:
+                stop = min(dec[i - 1] + t, dec[i])
+                if stop > dec[i - 1]:
+                    tasks.append(Task("chain", dec[i - 1], stop, (n0 + i,)))
+    return tasks
+
+
+def dsi_sp_degree(a: Sequence[int], t: Rational, c: Rational, k: int) -> int:
+    """Maximum number of target tasks running at the same instant (half-open intervals)."""
+    events: list[tuple[Fraction, int]] = []
+    for task in dsi_tasks(a, t, c, k):
+        events.append((task.begin, 1))
+        events.append((task.stop, -1))
+    events.sort(key=lambda e: (e[0], e[1]))  # ends before starts at equal times
+    best = cur = 0
+    for _, delta in events:
+        cur += delta
+        best = max(best, cur)
+    return best
+
+
+def render_timeline(name: str, segs: Sequence[Segment], t: Rational) -> str:
+    """One line per segment, times in units of `t`."""
+    t = Fraction(t)
+    parts = [
+        f"[{s.begin / t}..{s.end / t}] pos {s.start}..{s.start + s.committed - 1} ({s.reason})"
+        for s in segs
+    ]
+    total = segs[-1].end / t if segs else 0
+    return f"{name} = {total} t: " + "; ".join(parts)
