@@ -92,7 +92,9 @@ def encode_prompt(prompt: Any, target: Any, chat: bool = True) -> list[int]:
         if isinstance(x, bool) or not isinstance(x, int):
             raise InvalidInputError(f"prompt token ids must be ints, got {x!r}")
         if not 0 <= x < target.vocab_size:
-            raise InvalidInputError(f"prompt token {x} outside the vocabulary [0, {target.vocab_size})")
+            raise InvalidInputError(
+                f"prompt token {x} outside the vocabulary [0, {target.vocab_size})"
+            )
     return ids
 
 
@@ -154,8 +156,14 @@ def generate(
     ``temperature`` applies to both models' rows and is ignored in greedy mode.
     """
     validate(
-        algorithm=algorithm, lookahead=lookahead, servers=servers, mode=mode,
-        temperature=temperature, seed=seed, max_new_tokens=max_new_tokens, backend=backend,
+        algorithm=algorithm,
+        lookahead=lookahead,
+        servers=servers,
+        mode=mode,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        backend=backend,
     )
     if target is None:
         from dsi_core.models.smollm2 import load_smollm2
@@ -178,7 +186,9 @@ def generate(
             )
         dctx = getattr(d, "max_context", None)
         if dctx is not None and len(ids) + max_new_tokens > dctx:
-            raise ContextLengthError(f"prompt + max_new_tokens exceeds the drafter's context {dctx}")
+            raise ContextLengthError(
+                f"prompt + max_new_tokens exceeds the drafter's context {dctx}"
+            )
     eos = getattr(target, "eos_token_id", None) if stop_at_eos else None
     temp = 1.0 if mode == "greedy" else temperature
     cfg = Config(algorithm, lookahead, servers, max_new_tokens, eos)
@@ -197,9 +207,15 @@ def generate(
     tok = getattr(target, "tokenizer", None)
     text = tok.decode(coord.committed, skip_special_tokens=True) if tok is not None else None
     settings = {
-        "algorithm": algorithm, "lookahead": lookahead, "servers": servers, "mode": mode,
-        "temperature": temperature, "seed": seed, "max_new_tokens": max_new_tokens,
-        "backend": backend, "target": getattr(target, "name", type(target).__name__),
+        "algorithm": algorithm,
+        "lookahead": lookahead,
+        "servers": servers,
+        "mode": mode,
+        "temperature": temperature,
+        "seed": seed,
+        "max_new_tokens": max_new_tokens,
+        "backend": backend,
+        "target": getattr(target, "name", type(target).__name__),
         "drafter": getattr(d, "name", type(d).__name__) if d is not None else None,
         "prompt_tokens": len(ids),
     }

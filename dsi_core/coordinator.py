@@ -146,7 +146,9 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise InvalidInputError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+            raise InvalidInputError(
+                f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}"
+            )
         for name in ("lookahead", "servers", "max_new_tokens"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -381,9 +383,7 @@ class Coordinator:
     def _row_covered(self, pos: int) -> bool:
         if pos in self._rows:
             return True
-        return any(
-            not t.cancelled and t.lo <= pos <= t.context_len for t in self._tasks.values()
-        )
+        return any(not t.cancelled and t.lo <= pos <= t.context_len for t in self._tasks.values())
 
     def _schedule(self) -> list[Any]:
         actions: list[Any] = []

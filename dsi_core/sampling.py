@@ -188,7 +188,10 @@ def residual(p: Row, q: Row | None, draft: int) -> Row:
         return w
     if _is_array(p):
         return np.maximum(p - np.asarray(q, dtype=np.float64), 0.0)
-    return [max(Fraction(0) if isinstance(a, Fraction) else 0.0, a - b) for a, b in zip(p, q)]
+    return [
+        max(Fraction(0) if isinstance(a, Fraction) else 0.0, a - b)
+        for a, b in zip(p, q, strict=True)
+    ]
 
 
 def _log(row: Row) -> np.ndarray:

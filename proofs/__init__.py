@@ -1,0 +1,15 @@
+"""Machine-checked claims about DSI (z3 theorems), one module per claim family.
+
+`all_theorems()` collects every family's `THEOREMS`; `python -m proofs` checks them all.
+"""
+
+from __future__ import annotations
+
+from proofs.theorem import Theorem
+
+
+def all_theorems() -> list[Theorem]:
+    """Every theorem of every family, in a stable order."""
+    from proofs import latency, lossless
+
+    return [*lossless.THEOREMS, *latency.THEOREMS]

@@ -119,6 +119,7 @@ class SimulatedBackend:
         """Run to completion; returns the virtual end time."""
         prompt = list(prompt)
         self.now = Fraction(0)
+        self.max_in_flight = {"draft": 0, "target": 0}  # physically running jobs, stale included
         jobs: list[Job] = []
         seq = 0
         t_state = target.new_state()
@@ -139,10 +140,10 @@ class SimulatedBackend:
                     seq += 1
                     finish = self.now + self._latency(lat, a)
                     jobs.append(Job(kind, ident, a, self.now, finish, seq))
+                    busy = sum(1 for j in jobs if j.kind == kind)
+                    self.max_in_flight[kind] = max(self.max_in_flight[kind], busy)
                 elif isinstance(a, Cancel):
-                    job = next(
-                        (j for j in jobs if j.kind == a.what and j.id == a.id), None
-                    )
+                    job = next((j for j in jobs if j.kind == a.what and j.id == a.id), None)
                     if job is None:
                         raise BackendError(f"cancel of unknown {a.what} {a.id}")
                     if self.cancellation == "instant":
@@ -173,14 +174,19 @@ class SimulatedBackend:
                 job = ordered[idx]
                 self.now = Fraction(steps)
             jobs.remove(job)
-            a = job.action
-            if job.kind == "draft":
-                prop = drafter.propose(d_state, prompt + list(a.context), temperature)
-                ev: Any = DraftDone(a.request_id, prop.q, prop.token)
-            else:
-                start = len(prompt) + a.lo
-                rows = target.rows(t_state, prompt + list(a.context), start, temperature)
-                ev = TargetDone(a.task_id, tuple(rows))
+            model, state = (drafter, d_state) if job.kind == "draft" else (target, t_state)
+            ev = self.complete(job, model, state, prompt, temperature)
             execute(coord.on_event(ev, self.now))
         coord.stats.wall_time = float(self.now)
         return self.now
+
+    def complete(
+        self, job: Job, model: Any, state: Any, prompt: list[int], temperature: float
+    ) -> Any:
+        """Compute the event a finished job delivers (tests override this to poison stale jobs)."""
+        a = job.action
+        if job.kind == "draft":
+            prop = model.propose(state, prompt + list(a.context), temperature)
+            return DraftDone(a.request_id, prop.q, prop.token)
+        rows = model.rows(state, prompt + list(a.context), len(prompt) + a.lo, temperature)
+        return TargetDone(a.task_id, tuple(rows))

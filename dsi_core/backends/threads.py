@@ -104,9 +104,7 @@ class ThreadsBackend:
             return TargetDone(a.task_id, tuple(rows))
 
         servers = [_Worker(f"target-{i}", self, target, do_target) for i in range(self.servers)]
-        draft_worker = (
-            _Worker("drafter", self, drafter, do_draft) if drafter is not None else None
-        )
+        draft_worker = _Worker("drafter", self, drafter, do_draft) if drafter is not None else None
         workers = servers + ([draft_worker] if draft_worker else [])
         busy: dict[int, _Worker] = {}  # task id -> server
         for w in workers:

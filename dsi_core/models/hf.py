@@ -79,9 +79,9 @@ class HFModel:
             dtype = torch.bfloat16 if device == "cuda" else torch.float32
         try:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-            tok = AutoTokenizer.from_pretrained(path, **{
-                k: v for k, v in kwargs.items() if k == "gguf_file"
-            })
+            tok = AutoTokenizer.from_pretrained(
+                path, **{k: v for k, v in kwargs.items() if k == "gguf_file"}
+            )
         except OSError as exc:
             raise ModelNotFoundError(f"cannot load a causal LM from {path!r}: {exc}") from exc
         return cls(model.to(device), tok, name=path)
@@ -96,7 +96,7 @@ class HFModel:
         if not 1 <= start <= len(tokens):
             raise ValueError(f"start {start} out of range for {len(tokens)} tokens")
         n = 0
-        for a, b in zip(state.tokens, tokens):
+        for a, b in zip(state.tokens, tokens, strict=False):
             if a != b:
                 break
             n += 1

@@ -1,0 +1,3 @@
+"""Latency theorems (placeholder)."""
+
+THEOREMS: list = []
