@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsi_core.errors import BackendError, InvalidInputError
+from dsi_core.errors import BackendError, DrafterError, InvalidInputError
 from dsi_core.sampling import DecisionRule
 
 ALGORITHMS = ("dsi", "si", "nonsi")
@@ -122,7 +122,7 @@ class Stats:
     block_tasks: int = 0
     segments: int = 0
     max_busy_servers: int = 0
-    task_waits: int = 0  # a due task found no free server
+    task_waits: int = 0  # times a due task found every server busy (once per episode)
     wall_time: float = 0.0
 
     @property
@@ -207,6 +207,7 @@ class Coordinator:
         self._verified_upto = -1  # last row position scheduled by this segment's tasks
         self._now = 0.0
         self._started = False
+        self._waiting = False
 
     # ---------------------------------------------------------------- public API
 
@@ -261,8 +262,14 @@ class Coordinator:
         pos = self.n + len(self._drafts)
         if ev.token is not None:
             token = int(ev.token)
-            if ev.q is not None and not 0 <= token < len(ev.q):
-                raise BackendError(f"drafter token {token} outside its row")
+            if ev.q is not None:
+                if not 0 <= token < len(ev.q):
+                    raise DrafterError(f"drafter token {token} outside its row q")
+                if not ev.q[token] > 0:
+                    raise DrafterError(
+                        f"drafter proposed token {token} at position {pos} but its row q gives "
+                        "it probability 0: q must be the exact row the draft was sampled from"
+                    )
         else:
             if ev.q is None:
                 raise BackendError("drafter returned neither a token nor a row")
@@ -409,8 +416,11 @@ class Coordinator:
             if task is None:
                 break
             if len(self._tasks) >= self._servers:
-                self.stats.task_waits += 1
+                if not self._waiting:  # count each episode of a due task waiting once
+                    self.stats.task_waits += 1
+                    self._waiting = True
                 break
+            self._waiting = False
             kind, ctx_len, lo = task
             tid = self._new_id()
             self._tasks[tid] = _Task(tid, kind, ctx_len, lo, self.epoch)

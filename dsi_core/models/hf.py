@@ -9,6 +9,7 @@ on CPU (exactness), bfloat16 on CUDA.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,9 @@ class HFModel:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "hf-model") or "hf-model"
-        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        head = model.get_output_embeddings()
+        out = getattr(head, "out_features", None)  # also right for quantised Linear heads
+        self.vocab_size = int(out if out is not None else model.config.vocab_size)
         self.max_context = getattr(model.config, "max_position_embeddings", None)
         self.device = next(model.parameters()).device
         eos = getattr(model.config, "eos_token_id", None)
@@ -62,6 +65,10 @@ class HFModel:
             eos = tokenizer.eos_token_id
         self.eos_token_id = eos[0] if isinstance(eos, list) else eos
         self.forwards = 0
+        params = inspect.signature(model.forward).parameters
+        # transformers 5.x names the KV cache argument ``cache``; 4.x ``past_key_values``
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
 
     @classmethod
     def from_pretrained(
@@ -103,13 +110,20 @@ class HFModel:
         keep = min(n, start - 1)
         state.cache = crop_cache(state.cache, keep)
         ids = torch.tensor([tokens[keep:]], dtype=torch.long, device=self.device)
+        n_rows = len(tokens) - start + 1
+        kwargs = {self._cache_kw: state.cache, "use_cache": True}
+        if self._keep_kw:
+            kwargs[self._keep_kw] = n_rows  # only the rows we need go through the LM head
         with torch.inference_mode():
-            out = self.model(input_ids=ids, past_key_values=state.cache, use_cache=True)
+            out = self.model(input_ids=ids, **kwargs)
         self.forwards += 1
-        state.cache = out.past_key_values
+        cache = getattr(out, "cache", None)
+        state.cache = cache if cache is not None else out.past_key_values
         state.tokens = tokens
-        first = start - 1 - keep
-        return out.logits[0, first:].float().cpu().numpy()
+        logits = out.logits[0, -n_rows:]
+        if logits.shape[0] != n_rows:
+            raise RuntimeError(f"model returned {logits.shape[0]} logits rows, need {n_rows}")
+        return logits.float().cpu().numpy()
 
     def rows(self, state: _State, tokens: Sequence[int], start: int, temperature: float = 1.0):
         return [probs_from_logits(z, temperature) for z in self.logits(state, tokens, start)]

@@ -99,8 +99,18 @@ schedules = st.one_of(
     cancellation=st.sampled_from(["instant", "fails"]),
 )
 def test_invariants(
-    vocab, model_seed, drafter_kind, algorithm, mode, k, servers, n_new, use_eos, seed,
-    schedule, cancellation,
+    vocab,
+    model_seed,
+    drafter_kind,
+    algorithm,
+    mode,
+    k,
+    servers,
+    n_new,
+    use_eos,
+    seed,
+    schedule,
+    cancellation,
 ):
     target = _target(vocab, model_seed)
     drafter = _drafter(drafter_kind, target, vocab, model_seed)

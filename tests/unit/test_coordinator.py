@@ -166,8 +166,15 @@ def test_protocol_errors():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(lookahead=0), dict(servers=0), dict(max_new_tokens=0), dict(max_new_tokens=10**9),
-     dict(algorithm="fast"), dict(lookahead=1.5), dict(servers=True)],
+    [
+        dict(lookahead=0),
+        dict(servers=0),
+        dict(max_new_tokens=0),
+        dict(max_new_tokens=10**9),
+        dict(algorithm="fast"),
+        dict(lookahead=1.5),
+        dict(servers=True),
+    ],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(InvalidInputError):

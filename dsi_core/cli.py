@@ -1,0 +1,106 @@
+"""Command line: ``dsi generate "PROMPT" ...`` (see ``dsi generate --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dsi_core.errors import DSIError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dsi", description="Distributed Speculative Inference")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="generate text with DSI, SI or non-SI")
+    g.add_argument(
+        "prompt", help="the user message (a chat template is applied if the model has one)"
+    )
+    g.add_argument("--algorithm", choices=["dsi", "si", "nonsi"], default="dsi")
+    g.add_argument("--lookahead", "-k", type=int, default=4, help="drafts per verification")
+    g.add_argument("--servers", "-S", type=int, default=4, help="target servers (SP degree)")
+    g.add_argument(
+        "--drafter",
+        default="lookup",
+        help="'lookup' (prompt n-gram), 'derived:int8' / 'derived:layers=N' (cheap copies of "
+        "the target), or a path to a Hugging Face model with the target's vocabulary",
+    )
+    g.add_argument(
+        "--target",
+        default=None,
+        help="path to a Hugging Face causal LM (default: SmolLM2-135M-Instruct)",
+    )
+    g.add_argument("--mode", choices=["greedy", "rejection", "coupled"], default="greedy")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--max-new-tokens", type=int, default=64)
+    g.add_argument("--backend", choices=["threads", "simulated"], default="threads")
+    g.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    g.add_argument(
+        "--json", action="store_true", help="print one JSON object (tokens, text, stats)"
+    )
+    g.add_argument("--trace", action="store_true", help="include the event trace in --json output")
+    return p
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from dsi_core.api import generate, validate
+
+    validate(
+        algorithm=args.algorithm,
+        lookahead=args.lookahead,
+        servers=args.servers,
+        mode=args.mode,
+        temperature=args.temperature,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        backend=args.backend,
+    )
+    target: Any = None
+    if args.target:
+        from dsi_core.models.hf import HFModel
+
+        target = HFModel.from_pretrained(args.target)
+    res = generate(
+        args.prompt,
+        target=target,
+        drafter=args.drafter,
+        algorithm=args.algorithm,
+        lookahead=args.lookahead,
+        servers=args.servers,
+        mode=args.mode,
+        temperature=args.temperature,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        backend=args.backend,
+        chat=not args.no_chat,
+    )
+    if args.json:
+        print(json.dumps(res.to_dict(trace=args.trace)))
+    else:
+        s = res.stats
+        print(res.text)
+        print(
+            f"\n[{args.algorithm} k={args.lookahead} S={args.servers} {args.mode}] "
+            f"{len(res.tokens)} tokens in {s.wall_time:.2f}s, acceptance {s.acceptance_rate:.2f}, "
+            f"target forwards {s.target_started} ({s.target_preempted} preempted), "
+            f"drafts {s.drafts_started}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return cmd_generate(args)
+    except DSIError as exc:
+        print(f"dsi: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

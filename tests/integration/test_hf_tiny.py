@@ -1,0 +1,131 @@
+"""The Hugging Face path on small random Llamas built from a config (no weights needed)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from dsi_core import generate
+from dsi_core.models.hf import crop_cache, tiny_llama
+from dsi_core.models.lookup import LookupDrafter
+
+
+@pytest.fixture(scope="module")
+def models():
+    return tiny_llama(64, seed=0), tiny_llama(64, seed=1, layers=1)
+
+
+def full_rows(m, tokens, start):
+    with torch.inference_mode():
+        logits = m.model(input_ids=torch.tensor([tokens])).logits[0]
+    return logits[start - 1 :].numpy()
+
+
+def test_crop_cache_keeps_exactly_the_prefix(models):
+    target, _ = models
+    st = target.new_state()
+    target.logits(st, list(range(1, 11)), 10)
+    assert st.cache.get_seq_length() == 10
+    cache = crop_cache(st.cache, 6)
+    assert cache.get_seq_length() == 6
+    assert crop_cache(cache, 0).get_seq_length() == 0
+
+
+def test_kv_reuse_matches_full_forward(models):
+    target, _ = models
+    st = target.new_state()
+    seqs = [
+        ([1, 2, 3, 4, 5], 1),
+        ([1, 2, 3, 4, 5, 6, 7], 5),  # extend
+        ([1, 2, 3, 9, 9], 4),  # diverge: crop to the common prefix
+        ([1, 2, 3, 9, 9, 10, 11, 12], 3),  # rows requested before the cached end
+        ([7], 1),  # nothing in common
+    ]
+    for tokens, start in seqs:
+        got = target.logits(st, tokens, start)
+        want = full_rows(target, tokens, start)
+        assert got.shape == (len(tokens) - start + 1, 64)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+SETTINGS = [(1, 2), (3, 3), (4, 1)]
+
+
+@pytest.mark.parametrize("drafter_kind", ["model", "lookup"])
+def test_greedy_dsi_si_nonsi_identical(models, drafter_kind):
+    target, model_drafter = models
+    drafter = model_drafter if drafter_kind == "model" else LookupDrafter()
+    for prompt in ([1, 2, 3], [5, 9, 5, 9, 5], [42]):
+        ref = generate(prompt, target=target, algorithm="nonsi", max_new_tokens=24).tokens
+        for algorithm, (k, s) in itertools.product(["si", "dsi"], SETTINGS):
+            out = generate(
+                prompt,
+                target=target,
+                drafter=drafter,
+                algorithm=algorithm,
+                lookahead=k,
+                servers=s,
+                max_new_tokens=24,
+            )
+            assert out.tokens == ref, (prompt, algorithm, k, s)
+
+
+@pytest.mark.parametrize("mode", ["rejection", "coupled"])
+def test_sampling_output_independent_of_schedule(models, mode):
+    """Same seed -> same tokens, whatever the backend, lookahead, SP degree or timing."""
+    target, drafter = models
+    for seed in (0, 1):
+        outs = set()
+        for backend, (k, s) in itertools.product(["threads", "simulated"], SETTINGS):
+            r = generate(
+                [3, 1, 4],
+                target=target,
+                drafter=drafter,
+                algorithm="dsi",
+                mode=mode,
+                lookahead=k,
+                servers=s,
+                seed=seed,
+                max_new_tokens=20,
+                backend=backend,
+                temperature=0.8,
+            )
+            outs.add(tuple(r.tokens))
+        si = generate(
+            [3, 1, 4],
+            target=target,
+            drafter=drafter,
+            algorithm="si",
+            mode=mode,
+            lookahead=2,
+            seed=seed,
+            max_new_tokens=20,
+            temperature=0.8,
+        )
+        outs.add(tuple(si.tokens))
+        if mode == "coupled":
+            ns = generate(
+                [3, 1, 4],
+                target=target,
+                algorithm="nonsi",
+                mode=mode,
+                seed=seed,
+                max_new_tokens=20,
+                temperature=0.8,
+            )
+            outs.add(tuple(ns.tokens))
+        assert len(outs) == 1, outs
+
+
+def test_result_reports_stats_and_trace(models):
+    target, drafter = models
+    r = generate([1, 2, 3], target=target, drafter=drafter, max_new_tokens=12, lookahead=2)
+    s = r.to_dict()
+    assert len(s["tokens"]) == 12
+    assert s["stats"]["target_started"] >= 1 and 0 <= s["stats"]["acceptance_rate"] <= 1
+    assert s["stats"]["wall_time"] > 0
+    whats = {e["what"] for e in s["trace"]}
+    assert {"task_start", "task_done", "draft_start", "draft_done", "commit"} <= whats

@@ -1,0 +1,171 @@
+"""Runs every z3 theorem of `proofs/` and checks the exact latency evaluators on small cases."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction as F
+
+import pytest
+import z3
+
+from proofs import all_theorems
+from proofs.latency import dsi_unroll, si_unroll
+from proofs.latency_model import (
+    authors_segment_cost,
+    dsi_latency,
+    dsi_segments,
+    nonsi_latency,
+    si_latency,
+    si_segments,
+)
+from proofs.theorem import Mutant, Problem, Theorem, check
+
+THEOREMS = all_theorems()
+
+
+@pytest.mark.parametrize("theorem", THEOREMS, ids=[f"{t.family}/{t.name}" for t in THEOREMS])
+def test_theorem_outcome_as_expected(theorem: Theorem) -> None:
+    result = check(theorem)
+    assert result.ok, (result.status, result.mutants, result.detail, result.witness)
+
+
+# ---------------------------------------------------------------- the checker itself
+
+
+def _x() -> z3.ArithRef:
+    return z3.Real("x")
+
+
+def test_vacuous_hypotheses_fail() -> None:
+    th = Theorem(
+        "vacuous",
+        "test",
+        "x > 1 and x < 0",
+        "x = 5",
+        "proved",
+        100_000,
+        lambda: Problem([_x() > 1, _x() < 0], _x() == 5),
+        (Mutant("m", lambda: Problem([], _x() == 5)),),
+    )
+    result = check(th)
+    assert result.status == "vacuous" and not result.ok
+
+
+def test_resource_exhaustion_fails() -> None:
+    y = z3.Int("y")
+    th = Theorem(
+        "tiny rlimit",
+        "test",
+        "",
+        "no cube is 2 mod 7 trick",
+        "proved",
+        1,
+        lambda: Problem([y > 0], y * y * y % 7 != 9),
+        (Mutant("m", lambda: Problem([], y == 1)),),
+    )
+    result = check(th)
+    assert result.status == "unknown" and not result.ok
+
+
+def test_missing_mutant_fails_and_surviving_mutant_fails() -> None:
+    good = lambda: Problem([_x() > 0], _x() > -1)  # noqa: E731
+    assert not check(Theorem("n", "test", "", "", "proved", 100_000, good)).ok
+    survivor = Theorem("s", "test", "", "", "proved", 100_000, good, (Mutant("m", good),))
+    assert not check(survivor).ok
+    killed = Theorem(
+        "k",
+        "test",
+        "",
+        "",
+        "proved",
+        100_000,
+        good,
+        (Mutant("m", lambda: Problem([_x() > -5], _x() > -1)),),
+    )
+    assert check(killed).ok
+
+
+def test_counterexample_has_witness() -> None:
+    th = Theorem(
+        "cex",
+        "test",
+        "",
+        "",
+        "counterexample",
+        100_000,
+        lambda: Problem([_x() > 0], _x() > 1),
+        (Mutant("m", lambda: Problem([_x() > 2], _x() > 1)),),
+    )
+    result = check(th)
+    assert result.ok and result.status == "counterexample" and "x=" in result.witness
+
+
+# ---------------------------------------------------------------- evaluators, by hand
+
+
+def test_nonsi() -> None:
+    assert nonsi_latency(5, F(2)) == 10
+
+
+def test_design_example_under_our_policy() -> None:
+    a, t, c = [1, 1, 1, 1, 1, 0, 0], F(1), F(2, 3)
+    # SI(2): [0, 7/3] pos 0..2 bonus; [7/3, 14/3] pos 3..5 bonus; [14/3, 19/3] pos 6 (d = 1).
+    assert si_latency(a, t, c, 2) == F(19, 3)
+    assert [s.committed for s in si_segments(a, t, c, 2)] == [3, 3, 1]
+    # DSI(2): D = 1, 2, 7/3, 10/3, 11/3, 14/3 (reject at 5), then 14/3 + 1.
+    assert dsi_latency(a, t, c, 2) == F(17, 3)
+    assert [(s.committed, s.reason) for s in dsi_segments(a, t, c, 2)] == [
+        (6, "reject"),
+        (1, "done"),
+    ]
+
+
+def test_small_cases_by_hand() -> None:
+    t = F(1)
+    assert si_latency([1, 0], t, F(1, 10), 1) == F(11, 10)  # one segment: draft, verify, bonus
+    assert dsi_latency([1, 0], t, F(1, 10), 2) == F(6, 5)  # waits for the unused last draft
+    assert dsi_latency([1, 0], t, F(1, 10), 1) == F(11, 10)
+    assert dsi_latency([1, 1, 1], t, F(2), 3) == 3  # drafter always behind: non-SI
+    assert si_latency([0, 0, 0], t, F(1, 2), 4) == F(3, 2) + 2 + F(3, 2)  # d = 3, 2, 1
+
+
+def test_dsi1_closed_form() -> None:
+    """For c <= t, DSI(1) costs t for the first position and after a rejection, else c."""
+    t = F(1)
+    for n in range(1, 9):
+        for a in itertools.product((0, 1), repeat=n):
+            for c in (F(1, 5), F(1, 2), F(1)):
+                want = t + sum(c if x else t for x in a[:-1])
+                assert dsi_latency(a, t, c, 1) == want
+
+
+def test_segments_never_cost_more_than_authors_accounting() -> None:
+    t = F(1)
+    for n in range(1, 9):
+        for a in itertools.product((0, 1), repeat=n):
+            for c in (F(1, 4), F(2, 3), F(1), F(3, 2)):
+                for k in (1, 2, 3):
+                    for seg in dsi_segments(a, t, c, k):
+                        m = seg.committed - 1
+                        assert seg.end - seg.begin <= authors_segment_cost(m, t, c, k)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_z3_encoding_matches_evaluators(k: int) -> None:
+    """The symbolic recurrences of proofs/latency.py equal the Fraction evaluators exactly."""
+    for n in range(1, 6):
+        a = [z3.Bool(f"a{i}") for i in range(n)]
+        t, c = z3.Reals("t c")
+        dsi, cons_d = dsi_unroll("d", a, t, c, k)
+        si, cons_s = si_unroll("s", a, t, c, k)
+        for cv in (F(1, 3), F(1), F(3, 2)):
+            solver = z3.Solver()
+            solver.add(*cons_d, *cons_s, t == 1, c == z3.RealVal(str(cv)))
+            for pat in itertools.product((0, 1), repeat=n):
+                assumptions = [x if v else z3.Not(x) for x, v in zip(a, pat, strict=True)]
+                assert solver.check(*assumptions) == z3.sat
+                model = solver.model()
+                got_d = F(str(model.eval(dsi[-1].D).as_fraction()))
+                got_s = F(str(model.eval(si[-1].sig).as_fraction()))
+                assert got_d == dsi_latency(pat, 1, cv, k), (pat, cv)
+                assert got_s == si_latency(pat, 1, cv, k), (pat, cv)
