@@ -384,8 +384,20 @@ class Coordinator:
         return last
 
     def _drafting_finished(self) -> bool:
+        """No further draft can ever be needed (the newest draft is at the last needed row)."""
         nxt = self.n + len(self._drafts)
-        return nxt > self._last_needed_row()
+        if nxt > self._last_needed_row():
+            return True
+        # SI in greedy/coupled mode never drafts the last position: no row would judge it
+        return (
+            self.config.algorithm == "si"
+            and not self.rule.needs_draft
+            and nxt >= self._last_needed_row()
+        )
+
+    def _final_input_complete(self) -> bool:
+        """Every draft the final verification needs exists (its input ends at the last row)."""
+        return self.n + len(self._drafts) >= self._last_needed_row()
 
     def _row_covered(self, pos: int) -> bool:
         if pos in self._rows:
@@ -454,7 +466,7 @@ class Coordinator:
             if any(not t.cancelled for t in self._tasks.values()):
                 return None
             due = nxt - 1 - self._verified_upto >= cfg.lookahead
-        if not due and not (self._drafting_finished() and last > self._verified_upto):
+        if not due and not (self._final_input_complete() and last > self._verified_upto):
             return None
         lo = max(self._verified_upto + 1, n)
         if last < lo:

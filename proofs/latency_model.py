@@ -10,10 +10,11 @@ tested against). Conventions:
 - `t` is the target forward latency, `c` the drafter's per-token latency, `k >= 1` the lookahead.
 - Enough target servers (no task waits) and instantaneous preemption.
 
-non-SI costs `N t`. SI(k) drafts `d = min(k, N - n0)` tokens (`d c`), verifies them in one target
+non-SI costs `N t`. SI(k) drafts `d = min(k, N - 1 - n0)` tokens (`d c`), verifies them in one target
 forward (`t`) and commits the accepted prefix plus the target's correction/bonus token.
 DSI(k): see `dsi_segments`; decision times `D_0 = T + t`, `D_i = min(B_i, D_{i-1} + t)` with
-`B_i = T + min(ceil(i/k) k, N - n0) c + t`; the segment ends at a rejection or when the drafter is
+`B_i = T + min(ceil(i/k) k, N - 1 - n0) c + t` (the final block starts once the drafts
+its input needs exist: the draft of the last position is judged by no row); the segment ends at a rejection or when the drafter is
 behind (`A_i = T + (i+1) c > D_i`).
 """
 
@@ -90,17 +91,13 @@ def si_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Segm
     segs: list[Segment] = []
     n0, now = 0, Fraction(0)
     while n0 < n:
-        d = min(k, n - n0)
+        d = min(k, n - 1 - n0)  # the last position is never drafted (no row judges it)
         m = 0
         while m < d and a[n0 + m] == 1:
             m += 1
         end = now + d * c + t
-        if m < d:
-            committed, reason = m + 1, "reject"
-        elif n0 + d < n:
-            committed, reason = d + 1, "bonus"
-        else:
-            committed, reason = d, "done"
+        # n0 + d < n always, so a fully accepted segment also commits the bonus token
+        committed, reason = (m + 1, "reject") if m < d else (d + 1, "bonus")
         if n0 + committed >= n:
             reason = "done"
         segs.append(Segment(n0, now, end, committed, reason))
@@ -130,7 +127,7 @@ def dsi_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Seg
         i = 0
         while True:
             if i > 0:
-                block = now + min(_ceil_div(i, k) * k, rem) * c + t
+                block = now + min(_ceil_div(i, k) * k, rem - 1) * c + t
                 dec = min(block, dec + t)
             if n0 + i == n - 1:
                 segs.append(Segment(n0, now, dec, i + 1, "done"))
@@ -152,7 +149,7 @@ def dsi_latency(a: Sequence[int], t: Rational, c: Rational, k: int) -> Fraction:
 
 
 def authors_segment_cost(m: int, t: Rational, c: Rational, k: int) -> Fraction:
-    """The paper's cost of a DSI segment with `m` accepted drafts: min((m//k+1) k c + t, (m+1) t)."""
+    """The paper's cost of a segment with `m` accepted drafts: min((m//k+1) k c + t, (m+1) t)."""
     t, c = Fraction(t), Fraction(c)
     return min((m // k + 1) * k * c + t, (m + 1) * t)
 
@@ -160,8 +157,11 @@ def authors_segment_cost(m: int, t: Rational, c: Rational, k: int) -> Fraction:
 def dsi_tasks(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Task]:
     """Every target task DSI(k) starts, with the interval during which it occupies a server.
 
+    Exploratory: the preemption rule below is an assumption about the coordinator, not yet
+    checked against it, and no theorem depends on it.
+
     Per segment (start `T`, offsets `i = 0..L-1`, `L = N - n0`): the zero-draft task [T, T+t) for
-    row 0; block `j` on drafts `0..min(jk, L)-1`, started at `T + min(jk, L) c`, for rows
+    row 0; block `j` on drafts `0..min(jk, L-1)-1`, started at `T + min(jk, L-1) c`, for rows
     `(j-1)k+1 .. min(jk, L-1)`; a chain task at `D_{i-1}` for row `i` when no task covering row
     `i` has started by then. A task stops when it finishes, when every row it supplies is
     decided, or when the segment ends at offset `e` and its input holds draft `e` or later.
@@ -173,23 +173,21 @@ def dsi_tasks(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Task]:
         last = seg.committed - 1  # last offset decided in this segment
         dec = [now + t]
         for i in range(1, last + 1):
-            dec.append(min(now + min(_ceil_div(i, k) * k, rem) * c + t, dec[-1] + t))
+            dec.append(min(now + min(_ceil_div(i, k) * k, rem - 1) * c + t, dec[-1] + t))
         seg_end = dec[last]
         tasks.append(Task("zero", now, now + t, (n0,)))
         j = 1
         while (j - 1) * k + 1 <= rem - 1:
-            ndrafts = min(j * k, rem)
+            ndrafts = min(j * k, rem - 1)  # the last position's draft is never needed
             begin = now + ndrafts * c
             rows = tuple(range((j - 1) * k + 1, min(j * k, rem - 1) + 1))
             if begin >= seg_end:
                 break  # never started: the segment ended first (ties: not started)
-            stop = begin + t
+            # rows past `last` are never used: a block is preempted once every row <= last it
+            # supplies is decided (then its input holds no draft past `last` anyway), or at the
+            # segment's end when it supplies none.
             useful_rows = [r for r in rows if r <= last]
-            if not useful_rows or ndrafts - 1 >= last + 1:
-                # input holds a draft at/after the ending offset's successor? preempt at seg end
-                pass
-            # rows beyond `last` are never used; the task is useless once every row <= last
-            # that it supplies is decided, and preempted at seg_end if it supplies none.
+            stop = begin + t
             if useful_rows:
                 stop = min(stop, max(dec[r] for r in useful_rows))
             else:
@@ -198,7 +196,7 @@ def dsi_tasks(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Task]:
                 tasks.append(Task("block", begin, stop, tuple(n0 + r for r in rows)))
             j += 1
         for i in range(1, last + 1):
-            block_begin = now + min(_ceil_div(i, k) * k, rem) * c
+            block_begin = now + min(_ceil_div(i, k) * k, rem - 1) * c
             if block_begin > dec[i - 1]:
                 stop = min(dec[i - 1] + t, dec[i])
                 if stop > dec[i - 1]:

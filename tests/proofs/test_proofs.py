@@ -14,6 +14,7 @@ from proofs.latency_model import (
     authors_segment_cost,
     dsi_latency,
     dsi_segments,
+    dsi_sp_degree,
     nonsi_latency,
     si_latency,
     si_segments,
@@ -126,7 +127,7 @@ def test_small_cases_by_hand() -> None:
     assert dsi_latency([1, 0], t, F(1, 10), 2) == F(6, 5)  # waits for the unused last draft
     assert dsi_latency([1, 0], t, F(1, 10), 1) == F(11, 10)
     assert dsi_latency([1, 1, 1], t, F(2), 3) == 3  # drafter always behind: non-SI
-    assert si_latency([0, 0, 0], t, F(1, 2), 4) == F(3, 2) + 2 + F(3, 2)  # d = 3, 2, 1
+    assert si_latency([0, 0, 0], t, F(1, 2), 4) == F(5, 2) + 2 + F(3, 2)  # d = 3, 2, 1
 
 
 def test_dsi1_closed_form() -> None:
@@ -169,3 +170,9 @@ def test_z3_encoding_matches_evaluators(k: int) -> None:
                 got_s = F(str(model.eval(si[-1].sig).as_fraction()))
                 assert got_d == dsi_latency(pat, 1, cv, k), (pat, cv)
                 assert got_s == si_latency(pat, 1, cv, k), (pat, cv)
+
+
+def test_sp_degree_all_rejected_by_hand() -> None:
+    """k = 1, c = t/10, all rejected: in [0.9, 1) the zero-draft task and 9 blocks all run."""
+    assert dsi_sp_degree([0] * 10, F(1), F(1, 10), 1) == 10
+    assert dsi_sp_degree([0], F(1), F(3, 2), 1) == 1
