@@ -41,7 +41,53 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object (tokens, text, stats)"
     )
     g.add_argument("--trace", action="store_true", help="include the event trace in --json output")
+    b = sub.add_parser("bench", help="DSI vs SI vs non-SI on SmolLM2, side by side")
+    b.add_argument("--drafter", action="append", help="repeatable; default: lookup")
+    b.add_argument("--lookahead", "-k", type=int, nargs="+", default=[1, 4])
+    b.add_argument("--servers", "-S", type=int, nargs="+", default=[2, 4])
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--max-new-tokens", type=int, default=48)
+    b.add_argument("--target", default=None, help="Hugging Face causal LM path (default SmolLM2)")
+    o = sub.add_parser("overhead", help="coordinator microseconds per committed token")
+    o.add_argument("--tokens", type=int, default=2000)
     return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dsi_core.api import resolve_drafter
+    from dsi_core.bench import format_bench, run_bench
+    from dsi_core.errors import InvalidInputError
+
+    if args.repeats < 1 or args.max_new_tokens < 1:
+        raise InvalidInputError("--repeats and --max-new-tokens must be >= 1")
+    if min(args.lookahead) < 1 or min(args.servers) < 1:
+        raise InvalidInputError("lookaheads and servers must be >= 1")
+    if args.target:
+        from dsi_core.models.hf import HFModel
+
+        target = HFModel.from_pretrained(args.target)
+    else:
+        from dsi_core.models.smollm2 import load_smollm2
+
+        target = load_smollm2()
+    names = args.drafter or ["lookup"]
+    drafters = {n: resolve_drafter(n, target) for n in names}
+    settings = [("si", k, 1) for k in args.lookahead] + [
+        ("dsi", k, s) for k in args.lookahead for s in args.servers
+    ]
+    rows, speedups = run_bench(
+        target, drafters, settings, repeats=args.repeats, max_new_tokens=args.max_new_tokens
+    )
+    print(format_bench(rows, speedups, args.repeats))
+    return 0
+
+
+def cmd_overhead(args: argparse.Namespace) -> int:
+    from dsi_core.bench import coordinator_overhead
+
+    for (mode, drafter), (us, acc) in coordinator_overhead(args.tokens).items():
+        print(f"{mode:<10} drafter={drafter:<8} acceptance={acc:.2f}  {us:8.1f} us/token")
+    return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -96,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return cmd_generate(args)
+        if args.command == "bench":
+            return cmd_bench(args)
+        if args.command == "overhead":
+            return cmd_overhead(args)
     except DSIError as exc:
         print(f"dsi: error: {exc}", file=sys.stderr)
         return 2
