@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from typing import Any
 
 from dsi_core.errors import DSIError
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dsi", description="Distributed Speculative Inference")
-    sub = p.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="generate text with DSI, SI or non-SI")
+def _generate_args(g: argparse.ArgumentParser) -> None:
     g.add_argument(
         "prompt", help="the user message (a chat template is applied if the model has one)"
     )
@@ -41,6 +39,21 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object (tokens, text, stats)"
     )
     g.add_argument("--trace", action="store_true", help="include the event trace in --json output")
+    g.add_argument("--sim-t", type=float, default=1.0, help="simulated target latency")
+    g.add_argument("--sim-c", type=float, default=0.1, help="simulated drafter latency")
+    g.add_argument("--timeline", default=None, help="also save the run's timeline PNG here")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dsi", description="Distributed Speculative Inference")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _generate_args(common)
+    sub.add_parser("generate", parents=[common], help="generate text with DSI, SI or non-SI")
+    tl = sub.add_parser(
+        "timeline", parents=[common], help="generate, then draw the run's timeline as a PNG"
+    )
+    tl.add_argument("--out", default="timeline.png", help="PNG path (default timeline.png)")
     b = sub.add_parser("bench", help="DSI vs SI vs non-SI on SmolLM2, side by side")
     b.add_argument("--drafter", action="append", help="repeatable; default: lookup")
     b.add_argument("--lookahead", "-k", type=int, nargs="+", default=[1, 4])
@@ -121,7 +134,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         backend=args.backend,
         chat=not args.no_chat,
+        sim_target_latency=Fraction(args.sim_t).limit_denominator(10**6),
+        sim_draft_latency=Fraction(args.sim_c).limit_denominator(10**6),
     )
+    out = getattr(args, "out", None) or args.timeline
+    if out:
+        from dsi_core.timeline import plot_timeline
+
+        plot_timeline(res, out)
+        print(f"timeline saved to {out}", file=sys.stderr)
     if args.json:
         print(json.dumps(res.to_dict(trace=args.trace)))
     else:
@@ -140,7 +161,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "generate":
+        if args.command in ("generate", "timeline"):
             return cmd_generate(args)
         if args.command == "bench":
             return cmd_bench(args)

@@ -10,6 +10,6 @@ from proofs.theorem import Theorem
 
 def all_theorems() -> list[Theorem]:
     """Every theorem of every family, in a stable order."""
-    from proofs import latency, lossless
+    from proofs import expectation, latency, lossless
 
-    return [*lossless.THEOREMS, *latency.THEOREMS]
+    return [*lossless.THEOREMS, *latency.THEOREMS, *expectation.THEOREMS]

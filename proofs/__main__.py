@@ -19,8 +19,12 @@ from proofs.theorem import Result, check
 
 def _wrap(label: str, text: str) -> str:
     return textwrap.fill(
-        text, width=100, initial_indent=f"    {label}: ", subsequent_indent=" " * 8,
-        break_long_words=False, break_on_hyphens=False,
+        text,
+        width=100,
+        initial_indent=f"    {label}: ",
+        subsequent_indent=" " * 8,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
 
 

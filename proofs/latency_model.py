@@ -10,12 +10,14 @@ tested against). Conventions:
 - `t` is the target forward latency, `c` the drafter's per-token latency, `k >= 1` the lookahead.
 - Enough target servers (no task waits) and instantaneous preemption.
 
-non-SI costs `N t`. SI(k) drafts `d = min(k, N - 1 - n0)` tokens (`d c`), verifies them in one target
-forward (`t`) and commits the accepted prefix plus the target's correction/bonus token.
+non-SI costs `N t`. SI(k) drafts `d = min(k, N - 1 - n0)` tokens (`d c`; the last position is
+never drafted: no row judges its draft), verifies them in one target forward (`t`) and commits
+the accepted prefix plus the target's correction/bonus token (`n0 + d < N`, so a fully accepted
+segment commits `d + 1`; a segment at `n0 = N - 1` drafts nothing and costs `t`).
 DSI(k): see `dsi_segments`; decision times `D_0 = T + t`, `D_i = min(B_i, D_{i-1} + t)` with
-`B_i = T + min(ceil(i/k) k, N - 1 - n0) c + t` (the final block starts once the drafts
-its input needs exist: the draft of the last position is judged by no row); the segment ends at a rejection or when the drafter is
-behind (`A_i = T + (i+1) c > D_i`).
+`B_i = T + min(ceil(i/k) k, N - 1 - n0) c + t` (the final block starts once the drafts its input
+needs exist: the draft of the last position is judged by no row); the segment ends at a
+rejection or when the drafter is behind (`A_i = T + (i+1) c > D_i`).
 """
 
 from __future__ import annotations
@@ -115,9 +117,16 @@ def _ceil_div(x: int, y: int) -> int:
     return -(-x // y)
 
 
-def dsi_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Segment]:
-    """The segments of DSI(k) on pattern `a` (see the module docstring)."""
+def dsi_segments(
+    a: Sequence[int], t: Rational, c: Rational, k: int, *, old_final_block: bool = False
+) -> list[Segment]:
+    """The segments of DSI(k) on pattern `a` (see the module docstring).
+
+    `old_final_block` is for mutants only: the rule before the coordinator's fix, where the
+    final block also waited for the draft of position N - 1 (`min(ceil(i/k) k, N - n0)`).
+    """
     _check(a, t, c, k)
+    last_needed = 0 if old_final_block else 1
     t, c, n = Fraction(t), Fraction(c), len(a)
     segs: list[Segment] = []
     n0, now = 0, Fraction(0)
@@ -127,7 +136,7 @@ def dsi_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Seg
         i = 0
         while True:
             if i > 0:
-                block = now + min(_ceil_div(i, k) * k, rem - 1) * c + t
+                block = now + min(_ceil_div(i, k) * k, rem - last_needed) * c + t
                 dec = min(block, dec + t)
             if n0 + i == n - 1:
                 segs.append(Segment(n0, now, dec, i + 1, "done"))
@@ -142,9 +151,11 @@ def dsi_segments(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Seg
     return segs
 
 
-def dsi_latency(a: Sequence[int], t: Rational, c: Rational, k: int) -> Fraction:
+def dsi_latency(
+    a: Sequence[int], t: Rational, c: Rational, k: int, *, old_final_block: bool = False
+) -> Fraction:
     """Latency of DSI with lookahead `k` (enough servers) on acceptance pattern `a`."""
-    segs = dsi_segments(a, t, c, k)
+    segs = dsi_segments(a, t, c, k, old_final_block=old_final_block)
     return segs[-1].end if segs else Fraction(0)
 
 

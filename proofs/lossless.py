@@ -185,10 +185,12 @@ def _law_small_n(n: int, mutant: str = "") -> Problem:
         text = f"p={show(p)} q={show(q)}"
         if mutant == "wrong_q":
             text += f" q_used={show(used)}"
-        got = [model.eval(acc[i] + reject * z3.If(norm > 0, top[i] / norm, free[i])) for i in range(n)]
+        got = [
+            model.eval(acc[i] + reject * z3.If(norm > 0, top[i] / norm, free[i])) for i in range(n)
+        ]
         return text + " P(out)=(" + ", ".join(str(v) for v in got) + ")"
 
-    return Problem(hyps, z3.And(outs), render)
+    return Problem(hyps, outs, render)
 
 
 # ---------------------------------------------------------------- 4. k-draft chain, vocab 2
@@ -244,7 +246,7 @@ def _chain(k: int, mutant: str = "") -> Problem:
             if y[:k] == x:
                 bonus = qr(x[: k - 1], y[k]) if mutant == "bonus_from_q" else pr(x, y[k])
                 law[y] = law[y] + weight * bonus
-    claim = z3.And([law[y] == target((), y) for y in law])
+    claim = [law[y] == target((), y) for y in law]
 
     def render(model: z3.ModelRef) -> str:
         rows = ", ".join(f"{v}={model.eval(v)}" for v in (*prow.values(), *qrow.values()))
@@ -337,7 +339,9 @@ THEOREMS: list[Theorem] = [
             mutants=(
                 Mutant("residual max(0, q - p)", lambda n=n: _law_small_n(n, "residual_q_minus_p")),
                 Mutant("ratio and residual use another q", lambda n=n: _law_small_n(n, "wrong_q")),
-                Mutant("on rejection sample from p", lambda n=n: _law_small_n(n, "reject_samples_p")),
+                Mutant(
+                    "on rejection sample from p", lambda n=n: _law_small_n(n, "reject_samples_p")
+                ),
             ),
         )
         for n in (2, 3, 4, 5)
@@ -354,7 +358,9 @@ THEOREMS: list[Theorem] = [
             rlimit=200_000_000,
             build=lambda k=k: _chain(k),
             mutants=(
-                Mutant("verify x_i against p(.|x_<=i) (off by one)", lambda k=k: _chain(k, "wrong_row")),
+                Mutant(
+                    "verify x_i against p(.|x_<=i) (off by one)", lambda k=k: _chain(k, "wrong_row")
+                ),
                 Mutant("bonus token drawn from q", lambda k=k: _chain(k, "bonus_from_q")),
                 Mutant("residual max(0, q - p)", lambda k=k: _chain(k, "residual_q_minus_p")),
             ),

@@ -30,10 +30,14 @@ Outcome = Literal["proved", "counterexample"]
 
 @dataclass
 class Problem:
-    """What a theorem's build function returns: hypotheses, claim and a witness renderer."""
+    """What a theorem's build function returns: hypotheses, claim and a witness renderer.
+
+    `claim` may be a list of conjuncts; each is then checked in its own solver call (the claim
+    is proved iff every conjunct is), which keeps each call small.
+    """
 
     hypotheses: Sequence[z3.BoolRef]
-    claim: z3.BoolRef
+    claim: z3.BoolRef | Sequence[z3.BoolRef]
     render: Callable[[z3.ModelRef], str] | None = None
 
 
@@ -78,6 +82,7 @@ class Result:
 
 
 def _rlimit_count(solver: z3.Solver) -> int:
+    """The context's cumulative resource counter (z3 counts per context, not per solver)."""
     stats = solver.statistics()
     for key in stats.keys():
         if key == "rlimit count":
@@ -85,11 +90,20 @@ def _rlimit_count(solver: z3.Solver) -> int:
     return 0
 
 
-def _solve(formulas: Sequence[z3.BoolRef], rlimit: int) -> tuple[z3.CheckSatResult, z3.Solver]:
+def _global_count() -> int:
+    probe = z3.Solver()
+    probe.check()
+    return _rlimit_count(probe)
+
+
+def _solve(formulas: Sequence[z3.BoolRef], rlimit: int) -> tuple[z3.CheckSatResult, z3.Solver, int]:
+    """One check on a fresh solver; z3 applies `rlimit` relative to the current counter."""
+    before = _global_count()
     solver = z3.Solver()
     solver.set("rlimit", rlimit)
     solver.add(*formulas)
-    return solver.check(), solver
+    res = solver.check()
+    return res, solver, max(0, _rlimit_count(solver) - before)
 
 
 def _default_render(model: z3.ModelRef) -> str:
@@ -100,22 +114,21 @@ def _default_render(model: z3.ModelRef) -> str:
 
 def _decide(problem: Problem, rlimit: int) -> tuple[str, str, int]:
     """Returns (status, witness, rlimit used); status in proved/counterexample/vacuous/unknown."""
-    used = 0
-    res, solver = _solve(problem.hypotheses, rlimit)
-    used += _rlimit_count(solver)
+    res, solver, used = _solve(problem.hypotheses, rlimit)
     if res == z3.unsat:
         return "vacuous", "hypotheses are unsatisfiable", used
     if res != z3.sat:
         return "unknown", f"hypotheses: {solver.reason_unknown()}", used
-    res, solver = _solve([*problem.hypotheses, z3.Not(problem.claim)], rlimit)
-    used += _rlimit_count(solver)
-    if res == z3.unsat:
-        return "proved", "", used
-    if res == z3.sat:
-        model = solver.model()
-        render = problem.render or _default_render
-        return "counterexample", render(model), used
-    return "unknown", f"claim: {solver.reason_unknown()}", used
+    claims = [problem.claim] if isinstance(problem.claim, z3.BoolRef) else list(problem.claim)
+    for claim in claims:
+        res, solver, spent = _solve([*problem.hypotheses, z3.Not(claim)], rlimit)
+        used += spent
+        if res == z3.sat:
+            render = problem.render or _default_render
+            return "counterexample", render(solver.model()), used
+        if res != z3.unsat:
+            return "unknown", f"claim: {solver.reason_unknown()}", used
+    return "proved", "", used
 
 
 def _opposite(outcome: Outcome) -> Outcome:
@@ -143,6 +156,11 @@ def check(theorem: Theorem) -> Result:
     if not theorem.mutants:
         ok = False  # every theorem must carry at least one mutant
     return Result(
-        theorem, status, ok, time.perf_counter() - start, witness=witness, rlimit_used=used,
+        theorem,
+        status,
+        ok,
+        time.perf_counter() - start,
+        witness=witness,
+        rlimit_used=used,
         mutants=mutants,
     )

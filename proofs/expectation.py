@@ -1,0 +1,183 @@
+"""Latency in expectation under i.i.d. acceptance: exact polynomials in the rate `a`, z3-checked.
+
+Each position's draft is accepted independently with probability `a` (pattern `x in {0,1}^N`
+has weight `a^|x| (1 - a)^(N - |x|)`). For fixed `N`, `t = 1`, a rational `c` and a lookahead,
+the expected latency of an algorithm is the exact polynomial
+
+    E[L](a) = sum_j S_j a^j (1 - a)^(N - j),   S_j = sum of L(x) over patterns with j ones,
+
+computed with the Fraction evaluators of `proofs.latency_model` (all 2^N patterns). A claim
+`E[L1](a) <= E[L2](a) on [0, 1]` is decided by z3 (nonlinear real arithmetic, one real `a`):
+`0 <= a <= 1 and E[L1](a) > E[L2](a)` UNSAT = proved, SAT = a counterexample rate `a`, which
+the witness re-checks exactly at a rational point (summing the evaluators over all patterns
+again, independently of the cached polynomial).
+
+Pathwise `DSI_k <= SI_k` (`proofs.latency`, bounded N) already implies the same-k claim for
+every law of the pattern; the "best SI" claim is not implied pathwise (`DSI_2 > SI_1` on
+`a = 100`, `c = t/12`) and holds only in expectation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from functools import cache
+
+import z3
+
+from proofs.latency_model import dsi_latency, si_latency
+from proofs.theorem import Mutant, Problem, Theorem
+
+__all__ = ["THEOREMS", "expected_latency", "latency_polynomial"]
+
+FAMILY = "expectation"
+_MODEL = "latency model of DESIGN.md s.3, i.i.d. acceptance with rate a, enough servers, t = 1"
+
+
+def _latency(alg: str, k: int, old: bool) -> Callable[[Sequence[int], Fraction], Fraction]:
+    if alg == "SI":
+        return lambda x, c: si_latency(x, 1, c, k)
+    return lambda x, c: dsi_latency(x, 1, c, k, old_final_block=old)
+
+
+@cache
+def latency_polynomial(
+    alg: str, n: int, c: Fraction, k: int, old: bool = False
+) -> tuple[Fraction, ...]:
+    """`(S_0..S_N)`: `E[L](a) = sum_j S_j a^j (1-a)^(N-j)` for `alg` in {"SI", "DSI"}, t = 1.
+
+    `old` selects the mutant DSI whose final block waits for the last position's draft."""
+    lat = _latency(alg, k, old)
+    sums = [Fraction(0)] * (n + 1)
+    for x in itertools.product((0, 1), repeat=n):
+        sums[sum(x)] += lat(x, c)
+    return tuple(sums)
+
+
+def expected_latency(
+    alg: str, n: int, c: Fraction, k: int, rate: Fraction, old: bool = False
+) -> Fraction:
+    """`E[L]` at a rational rate, summed directly over all patterns (the witnesses' re-check)."""
+    lat = _latency(alg, k, old)
+    total = Fraction(0)
+    for x in itertools.product((0, 1), repeat=n):
+        ones = sum(x)
+        total += rate**ones * (1 - rate) ** (n - ones) * lat(x, c)
+    return total
+
+
+def _z3_poly(sums: Sequence[Fraction], a: z3.ArithRef) -> z3.ArithRef:
+    n = len(sums) - 1
+    terms = [
+        z3.RealVal(f"{s.numerator}/{s.denominator}") * a**j * (1 - a) ** (n - j)
+        for j, s in enumerate(sums)
+        if s != 0
+    ]
+    return z3.Sum(terms) if terms else z3.RealVal(0)
+
+
+def _rational(model: z3.ModelRef, a: z3.ArithRef) -> Fraction:
+    val = model.eval(a, model_completion=True)
+    if z3.is_rational_value(val):
+        return Fraction(str(val.as_fraction()))
+    return Fraction(val.approx(40).as_fraction()).limit_denominator(10**12)
+
+
+def _compare(
+    n: int,
+    cs: Sequence[Fraction],
+    ks: Sequence[int],
+    si_ks: Callable[[int], Sequence[int]],
+    old: bool = False,
+    reverse: bool = False,
+) -> Problem:
+    """Claims E[DSI_k](a) <= E[SI_k'](a) on [0, 1] for every c in cs, k in ks, k' in si_ks(k)
+    (one conjunct per (c, k)); `reverse` is the control E[SI_k'] <= E[DSI_k]."""
+    a = z3.Real("a")
+    claims, cases = [], []
+    for c in cs:
+        for k in ks:
+            dsi = _z3_poly(latency_polynomial("DSI", n, c, k, old), a)
+            parts = []
+            for j in si_ks(k):
+                si = _z3_poly(latency_polynomial("SI", n, c, j), a)
+                parts.append(si <= dsi if reverse else dsi <= si)
+            claims.append(z3.And(parts))
+            cases.append((c, k))
+
+    def render(model: z3.ModelRef) -> str:
+        rate = _rational(model, a)
+        lines = [f"N={n}, rate a={rate} (~{float(rate):.6f}), t=1"]
+        found = False
+        for c, k in cases:
+            e_dsi = expected_latency("DSI", n, c, k, rate, old)
+            e_si = {j: expected_latency("SI", n, c, j, rate) for j in si_ks(k)}
+            j_best = min(e_si, key=lambda j: e_si[j])
+            bad = e_si[j_best] > e_dsi if reverse else e_si[j_best] < e_dsi
+            if bad:
+                found = True
+                name = "DSI-old-final-block" if old else "DSI"
+                lines.append(
+                    f"c={c}: E[{name}(k={k})] = {float(e_dsi):.6f}, "
+                    f"{'max' if reverse else 'min'}_k' E[SI(k')] = E[SI(k={j_best})] = "
+                    f"{float(e_si[j_best]):.6f}"
+                )
+                break
+        if not found:
+            raise AssertionError(f"z3 rate {rate} is no counterexample under exact evaluation")
+        return "\n".join(lines)
+
+    return Problem([a >= 0, a <= 1], claims, render)
+
+
+# ---------------------------------------------------------------- the theorems
+
+_N = 12
+_CS = (Fraction(1, 20), Fraction(1, 10), Fraction(1, 4), Fraction(1, 2), Fraction(1))
+_CS_TEXT = "{" + ", ".join(map(str, _CS)) + "}"
+_KS = (1, 2, 3, 4, 5)
+
+
+def _same_k(k: int) -> Sequence[int]:
+    return (k,)
+
+
+def _every_k(_: int) -> Sequence[int]:
+    return range(1, _N)  # SI with k' >= N - 1 equals SI(N - 1): d = min(k', N - 1 - n0)
+
+
+THEOREMS: list[Theorem] = [
+    Theorem(
+        name=f"expect_dsi_k_le_si_k_N{_N}",
+        family=FAMILY,
+        hypotheses=f"N = {_N}, k in 1..5 (same k for both), c/t in {_CS_TEXT}, "
+        "every a in [0, 1]; " + _MODEL,
+        claim="E[DSI_k](a) <= E[SI_k](a) as exact polynomials in a",
+        expected="proved",
+        rlimit=100_000_000,
+        build=lambda: _compare(_N, _CS, _KS, _same_k),
+        mutants=(
+            Mutant(
+                "control: reversed, E[SI_k] <= E[DSI_k] (DSI is strictly faster somewhere)",
+                lambda: _compare(_N, _CS, _KS, _same_k, reverse=True),
+            ),
+        ),
+    ),
+    Theorem(
+        name=f"expect_dsi_k_le_best_si_N{_N}",
+        family=FAMILY,
+        hypotheses=f"N = {_N}, DSI with fixed k in 1..5, SI with every lookahead k' = 1..N-1 "
+        f"(k' >= N-1 all equal SI(N-1)), c/t in {_CS_TEXT}, every a in [0, 1]; " + _MODEL,
+        claim="E[DSI_k](a) <= min_k' E[SI_k'](a) (not implied pathwise: DSI_2 > SI_1 on a=100)",
+        expected="proved",
+        rlimit=200_000_000,
+        build=lambda: _compare(_N, _CS, _KS, _every_k),
+        mutants=(
+            Mutant(
+                "old rule: DSI's final block waits for the last position's draft",
+                lambda: _compare(_N, _CS, (2,), _every_k, old=True),
+            ),
+        ),
+    ),
+]
