@@ -147,10 +147,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(json.dumps(res.to_dict(trace=args.trace)))
     else:
         s = res.stats
+        unit = "s" if args.backend == "threads" else " virtual time units (t = --sim-t)"
         print(res.text)
         print(
             f"\n[{args.algorithm} k={args.lookahead} S={args.servers} {args.mode}] "
-            f"{len(res.tokens)} tokens in {s.wall_time:.2f}s, acceptance {s.acceptance_rate:.2f}, "
+            f"{len(res.tokens)} tokens in {s.wall_time:.2f}{unit}, "
+            f"acceptance {s.acceptance_rate:.2f}, "
             f"target forwards {s.target_started} ({s.target_preempted} preempted), "
             f"drafts {s.drafts_started}",
             file=sys.stderr,
