@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--max-new-tokens", type=int, default=48)
     b.add_argument("--target", default=None, help="Hugging Face causal LM path (default SmolLM2)")
+    sm = sub.add_parser("simulate", help="the paper's Figure 1 on the simulated backend")
+    sm.add_argument("--cells", type=int, default=21, help="grid values per axis")
+    sm.add_argument("--lookahead-max", type=int, default=20)
+    sm.add_argument("--servers", type=int, default=7)
+    sm.add_argument("--tokens", type=int, default=1000)
+    sm.add_argument("--seeds", type=int, default=3)
+    sm.add_argument("--jobs", type=int, default=1, help="worker processes")
+    sm.add_argument("--out", default="figure1", help="writes OUT.csv and OUT.png")
     o = sub.add_parser("overhead", help="coordinator microseconds per committed token")
     o.add_argument("--tokens", type=int, default=2000)
     return p
@@ -92,6 +100,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
         target, drafters, settings, repeats=args.repeats, max_new_tokens=args.max_new_tokens
     )
     print(format_bench(rows, speedups, args.repeats))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dsi_core.errors import InvalidInputError
+    from dsi_core.simulate import plot, run_grid, summary, write_csv
+
+    for name in ("cells", "lookahead_max", "servers", "tokens", "seeds", "jobs"):
+        if getattr(args, name) < 1:
+            raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 1")
+    c_values = [round(float(x), 4) for x in np.linspace(0.01, 1.0, args.cells)]
+    a_values = [round(float(x), 4) for x in np.linspace(0.01, 0.99, args.cells)]
+    cells = run_grid(
+        c_values,
+        a_values,
+        range(1, args.lookahead_max + 1),
+        args.servers,
+        args.tokens,
+        range(args.seeds),
+        args.jobs,
+    )
+    write_csv(cells, args.out + ".csv")
+    plot(
+        cells,
+        args.out + ".png",
+        f"simulated, S={args.servers}, {args.tokens} tokens, {args.seeds} seeds, "
+        f"lookahead 1..{args.lookahead_max} (each algorithm at its best)",
+    )
+    print(summary(cells))
+    print(f"wrote {args.out}.csv and {args.out}.png")
     return 0
 
 
@@ -167,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "bench":
             return cmd_bench(args)
+        if args.command == "simulate":
+            return cmd_simulate(args)
         if args.command == "overhead":
             return cmd_overhead(args)
     except DSIError as exc:

@@ -17,48 +17,11 @@ from hypothesis import strategies as st
 
 from dsi_core.backends.simulated import SimulatedBackend
 from dsi_core.coordinator import Config, Coordinator
-from dsi_core.models.base import Proposal
+from dsi_core.models.synthetic import PatternDrafter, PatternTarget, y
 from dsi_core.sampling import DecisionRule, KeyedNoise
 from proofs.latency_model import dsi_latency, nonsi_latency, si_latency
 
-V = 3
 PROMPT = [0]
-
-
-def y(pos: int) -> int:
-    return (pos * 7 + 1) % V
-
-
-class PatternTarget:
-    """Greedy token at new position ``i`` is ``y(i)``, whatever the context."""
-
-    vocab_size = V
-    max_context = None
-
-    def new_state(self):
-        return None
-
-    def rows(self, state, tokens, start, temperature=1.0):
-        return [
-            tuple(float(j == y(pos - len(PROMPT))) for j in range(V))
-            for pos in range(start, len(tokens) + 1)
-        ]
-
-
-class PatternDrafter:
-    """Proposes the target's token at position ``i`` iff ``a[i] == 1``."""
-
-    vocab_size = V
-
-    def __init__(self, a):
-        self.a = a
-
-    def new_state(self):
-        return None
-
-    def propose(self, state, tokens, temperature=1.0):
-        i = len(tokens) - len(PROMPT)
-        return Proposal(token=y(i) if self.a[i] else (y(i) + 1) % V)
 
 
 def simulate(algorithm, a, t, c, k, servers=64):

@@ -1,0 +1,182 @@
+"""``dsi simulate``: the paper's Figure 1 on the simulated backend (real coordinator).
+
+For each cell (drafter latency ``c/t``, acceptance rate ``a``) and seed, an i.i.d. acceptance
+pattern of ``n_tokens`` is drawn (synthetic models, :mod:`dsi_core.models.synthetic`); non-SI,
+SI with every lookahead and DSI with every lookahead (``servers`` target servers, tasks wait
+when all are busy) run on the virtual clock. Each algorithm takes its own best lookahead (by
+mean latency over the seeds). Two SI variants: *restricted* to the lookaheads DSI can afford
+(those for which DSI never had to wait for a server in this cell, as the authors restricted
+SI), and *free* (any lookahead). Panels are speedups (higher = the first is faster):
+
+* ``si_vs_nonsi``   = non-SI / SI
+* ``dsi_vs_si``     = SI / DSI
+* ``dsi_vs_nonsi``  = non-SI / DSI
+* ``dsi_vs_best``   = min(SI, non-SI) / DSI
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PANELS = ("si_vs_nonsi", "dsi_vs_si", "dsi_vs_nonsi", "dsi_vs_best")
+
+
+@dataclass
+class Cell:
+    c: float
+    a: float
+    nonsi: float
+    si: dict[int, float]
+    dsi: dict[int, float]
+    dsi_waited: dict[int, bool]
+
+    def panels(self, si_variant: str) -> dict[str, Any]:
+        ks = list(self.si)
+        if si_variant == "restricted":
+            afford = [k for k in ks if not self.dsi_waited[k]]
+            ks = afford or ks
+        si_k = min(ks, key=lambda k: self.si[k])
+        dsi_k = min(self.dsi, key=lambda k: self.dsi[k])
+        si, dsi = self.si[si_k], self.dsi[dsi_k]
+        return {
+            "si_vs_nonsi": self.nonsi / si,
+            "dsi_vs_si": si / dsi,
+            "dsi_vs_nonsi": self.nonsi / dsi,
+            "dsi_vs_best": min(si, self.nonsi) / dsi,
+            "si_k": si_k,
+            "dsi_k": dsi_k,
+        }
+
+
+def run_one(algorithm: str, pattern: Sequence[int], c: float, k: int, servers: int) -> Any:
+    from dsi_core.backends.simulated import SimulatedBackend
+    from dsi_core.coordinator import Config, Coordinator
+    from dsi_core.models.synthetic import PatternDrafter, PatternTarget
+    from dsi_core.sampling import DecisionRule, KeyedNoise
+
+    coord = Coordinator(
+        Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
+    )
+    end = SimulatedBackend(1.0, c).run(coord, PatternTarget(1), PatternDrafter(pattern, 1), [0])
+    return float(end), coord.stats.task_waits > 0
+
+
+def simulate_cell(args: tuple) -> Cell:
+    from dsi_core.models.synthetic import iid_pattern
+
+    c, a, lookaheads, servers, n_tokens, seeds = args
+    si = dict.fromkeys(lookaheads, 0.0)
+    dsi = dict.fromkeys(lookaheads, 0.0)
+    waited = dict.fromkeys(lookaheads, False)
+    for seed in seeds:
+        pattern = iid_pattern(n_tokens, a, seed)
+        for k in lookaheads:
+            si[k] += run_one("si", pattern, c, k, 1)[0] / len(seeds)
+            end, w = run_one("dsi", pattern, c, k, servers)
+            dsi[k] += end / len(seeds)
+            waited[k] = waited[k] or w
+    return Cell(c, a, float(n_tokens), si, dsi, waited)
+
+
+def run_grid(
+    c_values: Sequence[float],
+    a_values: Sequence[float],
+    lookaheads: Sequence[int],
+    servers: int = 7,
+    n_tokens: int = 1000,
+    seeds: Sequence[int] = (0, 1, 2),
+    jobs: int = 1,
+    progress: bool = True,
+) -> list[Cell]:
+    from tqdm import tqdm
+
+    work = [
+        (c, a, list(lookaheads), servers, n_tokens, list(seeds)) for c in c_values for a in a_values
+    ]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as ex:
+            return list(
+                tqdm(
+                    ex.map(simulate_cell, work, chunksize=4),
+                    total=len(work),
+                    disable=not progress,
+                    desc="cells",
+                )
+            )
+    return [simulate_cell(w) for w in tqdm(work, disable=not progress, desc="cells")]
+
+
+def summary(cells: list[Cell]) -> str:
+    lines = [f"{'variant':<11}{'panel':<14}{'min':>8}{'median':>8}{'max':>8}{'cells<1':>9}"]
+    for variant in ("restricted", "free"):
+        vals = [c.panels(variant) for c in cells]
+        for p in PANELS:
+            xs = [v[p] for v in vals]
+            below = sum(x < 1 - 1e-12 for x in xs)
+            lines.append(
+                f"{variant:<11}{p:<14}{min(xs):>8.3f}{statistics.median(xs):>8.3f}"
+                f"{max(xs):>8.3f}{below:>9}"
+            )
+    return "\n".join(lines)
+
+
+def write_csv(cells: list[Cell], path: str) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        head = ["c_over_t", "acceptance", "nonsi"]
+        for variant in ("restricted", "free"):
+            head += [f"{variant}_{p}" for p in PANELS] + [f"{variant}_si_k", f"{variant}_dsi_k"]
+        w.writerow(head)
+        for c in cells:
+            row: list[Any] = [c.c, c.a, c.nonsi]
+            for variant in ("restricted", "free"):
+                v = c.panels(variant)
+                row += [f"{v[p]:.6f}" for p in PANELS] + [v["si_k"], v["dsi_k"]]
+            w.writerow(row)
+
+
+def plot(cells: list[Cell], path: str, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cs = sorted({c.c for c in cells})
+    acc = sorted({c.a for c in cells})
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5), constrained_layout=True)
+    for r, variant in enumerate(("restricted", "free")):
+        for j, p in enumerate(PANELS):
+            grid = np.full((len(cs), len(acc)), np.nan)
+            for cell in cells:
+                grid[cs.index(cell.c), acc.index(cell.a)] = cell.panels(variant)[p]
+            ax = axes[r][j]
+            lim = max(abs(np.log2(np.nanmin(grid))), abs(np.log2(np.nanmax(grid))), 0.05)
+            im = ax.imshow(
+                np.log2(grid),
+                origin="lower",
+                aspect="auto",
+                cmap="RdBu",
+                vmin=-lim,
+                vmax=lim,
+                extent=(acc[0], acc[-1], cs[0], cs[-1]),
+            )
+            ax.contour(acc, cs, grid, levels=[1.0], colors="k", linewidths=0.8)
+            ax.set_title(
+                f"{p} (SI {variant})\nmin {np.nanmin(grid):.2f} "
+                f"median {np.nanmedian(grid):.2f} max {np.nanmax(grid):.2f}"
+            )
+            ax.set_xlabel("acceptance rate")
+            ax.set_ylabel("drafter latency c/t")
+            cb = fig.colorbar(im, ax=ax)
+            cb.set_label("log2 speedup")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
