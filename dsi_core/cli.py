@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--max-new-tokens", type=int, default=48)
     b.add_argument("--target", default=None, help="Hugging Face causal LM path (default SmolLM2)")
+    b.add_argument(
+        "--emulate",
+        action="store_true",
+        help="SYNTHETIC: sleep-emulated forwards (--t-ms, --c-ms) and a drafter accepted with "
+        "probability --acceptance; replays each run through the simulator",
+    )
+    b.add_argument("--t-ms", type=float, default=30.0, help="emulated target forward (ms)")
+    b.add_argument("--c-ms", type=float, default=3.0, help="emulated draft (ms)")
+    b.add_argument("--acceptance", type=float, default=0.8)
+    b.add_argument("--tokens", type=int, default=100, help="tokens per emulated run")
     sm = sub.add_parser("simulate", help="the paper's Figure 1 on the simulated backend")
     sm.add_argument("--cells", type=int, default=21, help="grid values per axis")
     sm.add_argument("--lookahead-max", type=int, default=20)
@@ -83,6 +93,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise InvalidInputError("--repeats and --max-new-tokens must be >= 1")
     if min(args.lookahead) < 1 or min(args.servers) < 1:
         raise InvalidInputError("lookaheads and servers must be >= 1")
+    settings = [("si", k, 1) for k in args.lookahead] + [
+        ("dsi", k, s) for k in args.lookahead for s in args.servers
+    ]
+    if args.emulate:
+        from dsi_core.emulate import bench_emulated, format_emulated
+
+        if not (args.t_ms > 0 and args.c_ms > 0 and 0 <= args.acceptance <= 1):
+            raise InvalidInputError("need --t-ms > 0, --c-ms > 0 and 0 <= --acceptance <= 1")
+        if args.tokens < 1:
+            raise InvalidInputError("--tokens must be >= 1")
+        t, c = args.t_ms / 1e3, args.c_ms / 1e3
+        rows = bench_emulated(t, c, args.acceptance, settings, args.tokens, args.repeats)
+        print(format_emulated(rows, t, c, args.acceptance, args.tokens))
+        return 0
     if args.target:
         from dsi_core.models.hf import HFModel
 
@@ -93,9 +117,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         target = load_smollm2()
     names = args.drafter or ["lookup"]
     drafters = {n: resolve_drafter(n, target) for n in names}
-    settings = [("si", k, 1) for k in args.lookahead] + [
-        ("dsi", k, s) for k in args.lookahead for s in args.servers
-    ]
     rows, speedups = run_bench(
         target, drafters, settings, repeats=args.repeats, max_new_tokens=args.max_new_tokens
     )
