@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--seeds", type=int, default=3)
     sm.add_argument("--jobs", type=int, default=1, help="worker processes")
     sm.add_argument("--out", default="figure1", help="writes OUT.csv and OUT.png")
+    e = sub.add_parser("estimate", help="measure a target/drafter pair, predict DSI/SI/non-SI")
+    e.add_argument("--target", default=None, help="Hugging Face causal LM path (default SmolLM2)")
+    e.add_argument("--drafter", default="lookup", help="lookup | derived:... | PATH")
+    e.add_argument("--tokens", type=int, default=32, help="greedy tokens per prompt")
+    e.add_argument("--lookahead", "-k", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8])
+    e.add_argument("--max-servers", type=int, default=8)
     o = sub.add_parser("overhead", help="coordinator microseconds per committed token")
     o.add_argument("--tokens", type=int, default=2000)
     return p
@@ -156,6 +162,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from dsi_core.api import resolve_drafter
+    from dsi_core.bench import PROMPTS, machine
+    from dsi_core.errors import InvalidInputError
+    from dsi_core.estimate import estimate_table, profile_pair
+
+    if args.tokens < 2 or args.max_servers < 1 or min(args.lookahead) < 1:
+        raise InvalidInputError("need --tokens >= 2, --max-servers >= 1, lookaheads >= 1")
+    if args.target:
+        from dsi_core.models.hf import HFModel
+
+        target = HFModel.from_pretrained(args.target)
+    else:
+        from dsi_core.models.smollm2 import load_smollm2
+
+        target = load_smollm2()
+    drafter = resolve_drafter(args.drafter, target)
+    dv = getattr(drafter, "vocab_size", None)
+    if dv is not None and dv != target.vocab_size:
+        from dsi_core.errors import VocabularyMismatchError
+
+        raise VocabularyMismatchError(f"drafter vocabulary {dv} != target's {target.vocab_size}")
+    prof = profile_pair(target, drafter, PROMPTS, n_tokens=args.tokens)
+    print(f"machine: {machine()}; prompts: {', '.join(PROMPTS)}")
+    print(estimate_table(prof, sorted(set(args.lookahead)), args.max_servers))
+    return 0
+
+
 def cmd_overhead(args: argparse.Namespace) -> int:
     from dsi_core.bench import coordinator_overhead
 
@@ -230,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args)
         if args.command == "simulate":
             return cmd_simulate(args)
+        if args.command == "estimate":
+            return cmd_estimate(args)
         if args.command == "overhead":
             return cmd_overhead(args)
     except DSIError as exc:

@@ -240,3 +240,61 @@ def test_expectation_polynomial_matches_direct_sum() -> None:
         for rate in (F(0), F(1, 3), F(4, 5), F(1)):
             poly = sum(s * rate**j * (1 - rate) ** (n - j) for j, s in enumerate(sums))
             assert poly == expected_latency(alg, n, c, k, rate)
+
+
+# ---------------------------------------------------------------- SP degree (proofs/sp_degree*)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_sp_degree_encoding_matches_evaluator(k: int) -> None:
+    """The z3 segment encoding of proofs/sp_degree.py gives the Fraction evaluator's degree."""
+    from proofs.sp_degree import _segment, segment_busy
+    from proofs.sp_degree_model import dsi_server_tasks, max_busy
+
+    t, c = z3.Reals("t c")
+    for length in range(1, 7):
+        for m in range(length):
+            busy = segment_busy(_segment(length, m, k, t, c))
+            a = [1] * m + [0] * (length - m)
+            for cv in (
+                F(1, 10),
+                F(1, 7),
+                F(1, 4),
+                F(1, 3),
+                F(2, 5),
+                F(1, 2),
+                F(2, 3),
+                F(1),
+                F(3, 2),
+            ):
+                subst = [(t, z3.RealVal(1)), (c, z3.RealVal(str(cv)))]
+                got = max(
+                    z3.simplify(z3.substitute(b, *subst)).as_long()
+                    for ex, b in busy
+                    if z3.is_true(z3.simplify(z3.substitute(ex, *subst)))
+                )
+                first = [x for x in dsi_server_tasks(a, F(1), cv, k) if x.segment == 0]
+                assert got == max_busy(first), (length, m, cv)
+
+
+def test_sp_degree_closed_forms_by_hand() -> None:
+    from proofs.sp_degree_model import (
+        sp_degree_latency_formula,
+        sp_degree_needed,
+        sp_degree_wait_formula,
+    )
+
+    t = F(1)
+    # k = 1, c = t/10: 11 servers counted (a block starts as the zero-draft task finishes), 10
+    # needed for latency; the old conjecture ceil(t/(kc)) + 1 = 11
+    assert sp_degree_wait_formula(t, F(1, 10), 1) == 11
+    assert sp_degree_latency_formula(t, F(1, 10), 1) == 10
+    assert sp_degree_needed(t, F(1, 10), 1, 12) == 11
+    # k = 3, c = t/6: 3 (= ceil(t/(kc)) + 1); k = 2, c = t/7: 5 and 4 (ceil(t/(kc)) = 4)
+    assert sp_degree_needed(t, F(1, 6), 3, 10) == sp_degree_wait_formula(t, F(1, 6), 3) == 3
+    assert sp_degree_wait_formula(t, F(1, 7), 2) == 5
+    assert sp_degree_latency_formula(t, F(1, 7), 2) == 4
+    # c > t: one server (DSI = non-SI); t/k < c <= t: no closed form, 2 or 3
+    assert sp_degree_needed(t, F(3, 2), 2, 8) == 1
+    assert sp_degree_wait_formula(t, F(3, 5), 2) is None
+    assert sp_degree_needed(t, F(3, 5), 2, 8) == 3 and sp_degree_needed(t, F(3, 4), 2, 8) == 2

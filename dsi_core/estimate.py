@@ -1,0 +1,171 @@
+"""``dsi estimate``: what would DSI buy for *your* model pair?
+
+1. Latencies, measured on this machine (medians): the target's first-token (prefill) latency,
+   its per-token decode latency, its cost of a forward that computes ``r`` rows (verification
+   of ``r - 1`` drafts) for ``r = 1..8``, and the drafter's per-token latency.
+2. Acceptance, per position: the target decodes each prompt greedily; at every position the
+   drafter is asked for its proposal *given the correct prefix* and compared with the target's
+   token. This gives the full 0/1 pattern ``a`` of DESIGN.md section 3, so nothing is censored
+   (estimating from SI runs would cut every run of accepted drafts at ``k``).
+3. Prediction: the simulated backend (the real coordinator) replays each prompt's pattern with
+   the measured latencies -- a forward computing ``r`` rows costs the measured cost for ``r`` --
+   for non-SI, SI(k) and DSI(k, S). The needed SP degree is the smallest ``S`` for which DSI(k)
+   never waited for a server on these prompts.
+
+The prediction assumes target servers that do not slow each other down (one device each).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PairProfile:
+    prefill_s: float
+    decode_s: float
+    rows_cost_s: dict[int, float]
+    draft_s: float
+    patterns: list[list[int]]
+    prompt_names: list[str] = field(default_factory=list)
+
+    @property
+    def acceptance(self) -> float:
+        allp = [x for p in self.patterns for x in p]
+        return sum(allp) / len(allp) if allp else 0.0
+
+    def task_cost(self, rows: int) -> float:
+        if rows in self.rows_cost_s:
+            return self.rows_cost_s[rows]
+        top = max(self.rows_cost_s)
+        return self.rows_cost_s[top]
+
+
+def _median_time(fn: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def profile_pair(
+    target: Any, drafter: Any, prompts: dict[str, str], n_tokens: int = 32, repeats: int = 5
+) -> PairProfile:
+    """Measure latencies and per-position acceptance (see the module docstring)."""
+    from dsi_core.api import encode_prompt
+
+    patterns, names = [], []
+    decode, prefill, draft = [], [], []
+    rows_cost: dict[int, list[float]] = {}
+    for name, text in prompts.items():
+        ids = encode_prompt(text, target)
+        st = target.new_state()
+        t0 = time.perf_counter()
+        z = target.rows(st, ids, len(ids))[-1]
+        prefill.append(time.perf_counter() - t0)
+        toks = list(ids)
+        cont = []
+        for _ in range(n_tokens):
+            tok = int(z.argmax())
+            cont.append(tok)
+            toks.append(tok)
+            if tok == getattr(target, "eos_token_id", None):
+                break
+            t0 = time.perf_counter()
+            z = target.rows(st, toks, len(toks))[-1]
+            decode.append(time.perf_counter() - t0)
+        # verification cost: r rows = forward over r new tokens on a cached prefix
+        base = list(ids)
+        for r in range(1, 9):
+            if len(cont) < r:
+                break
+            vs = target.new_state()
+            target.rows(vs, base, len(base))
+
+            seq = base + cont[:r]
+
+            def verify(vs: Any = vs, seq: list = seq, start: int = len(base) + 1) -> None:
+                target.rows(vs, seq, start)
+
+            verify()  # warm-up for this shape
+            rows_cost.setdefault(r + 1, []).append(_median_time(verify, repeats))
+        # acceptance pattern and drafter latency
+        dst = drafter.new_state()
+        pattern = []
+        for i, tok in enumerate(cont):
+            t0 = time.perf_counter()
+            prop = drafter.propose(dst, list(ids) + cont[:i], 1.0)
+            draft.append(time.perf_counter() - t0)
+            guess = prop.token if prop.token is not None else int(prop.q.argmax())
+            pattern.append(int(guess == tok))
+        patterns.append(pattern)
+        names.append(name)
+    rows_cost_s = {r: statistics.median(v) for r, v in rows_cost.items()}
+    dec = statistics.median(decode)
+    rows_cost_s[1] = dec
+    return PairProfile(
+        statistics.median(prefill), dec, rows_cost_s, statistics.median(draft), patterns, names
+    )
+
+
+def predict(profile: PairProfile, algorithm: str, k: int, servers: int) -> tuple[float, bool]:
+    """Total predicted latency over the prompts (after the prefill), and whether a task waited."""
+    from dsi_core.backends.simulated import SimulatedBackend
+    from dsi_core.coordinator import Config, Coordinator
+    from dsi_core.models.synthetic import PatternDrafter, PatternTarget
+    from dsi_core.sampling import DecisionRule, KeyedNoise
+
+    total, waited = 0.0, False
+    for pattern in profile.patterns:
+        coord = Coordinator(
+            Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
+        )
+        backend = SimulatedBackend(
+            lambda a: profile.task_cost(len(a.context) - a.lo + 1), profile.draft_s
+        )
+        drafter = PatternDrafter(pattern, 1) if algorithm != "nonsi" else None
+        total += float(backend.run(coord, PatternTarget(1), drafter, [0]))
+        waited = waited or coord.stats.task_waits > 0
+    return total, waited
+
+
+def estimate_table(profile: PairProfile, lookaheads: list[int], max_servers: int) -> str:
+    nonsi, _ = predict(profile, "nonsi", 1, 1)
+    lines = [
+        f"target: prefill {profile.prefill_s * 1e3:.1f} ms, decode {profile.decode_s * 1e3:.1f} "
+        "ms/token, forward computing r rows: "
+        + ", ".join(f"r={r}: {v * 1e3:.1f} ms" for r, v in sorted(profile.rows_cost_s.items())),
+        f"drafter: {profile.draft_s * 1e3:.2f} ms/token; acceptance (greedy, per position, "
+        f"{sum(len(p) for p in profile.patterns)} positions): {profile.acceptance:.3f}",
+        f"predicted decode time over {len(profile.patterns)} prompts (prefill excluded), one "
+        "device per target server:",
+        f"{'algorithm':<8}{'k':>3}{'S':>4}{'predicted s':>13}{'vs non-SI':>11}{'note':>20}",
+        f"{'nonsi':<8}{'':>3}{1:>4}{nonsi:>13.3f}{1.0:>11.2f}",
+    ]
+    best = ("nonsi", 1, 1, nonsi)
+    for k in lookaheads:
+        si, _ = predict(profile, "si", k, 1)
+        lines.append(f"{'si':<8}{k:>3}{1:>4}{si:>13.3f}{nonsi / si:>11.2f}")
+        if si < best[3]:
+            best = ("si", k, 1, si)
+        needed = None
+        for s in range(1, max_servers + 1):
+            d, waited = predict(profile, "dsi", k, s)
+            if not waited and needed is None:
+                needed = s
+            if s == max_servers or not waited:
+                note = f"needed S = {needed}" if needed else f"waits even at S={s}"
+                lines.append(f"{'dsi':<8}{k:>3}{s:>4}{d:>13.3f}{nonsi / d:>11.2f}{note:>20}")
+                if d < best[3]:
+                    best = ("dsi", k, s, d)
+                break
+    alg, k, s, v = best
+    lines.append(
+        f"recommended: {alg} k={k} S={s} (predicted {nonsi / v:.2f}x non-SI on separate devices)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""SP degree: the exact evaluator of busy servers == the coordinator on the simulated backend.
+
+`proofs.sp_degree_model.dsi_max_busy` (task intervals with the backend's tie order) must equal
+`coord.stats.max_busy_servers` exactly on random patterns, latencies and lookaheads (64
+servers, instant preemption). The degree it predicts over all patterns of length N
+(`sp_degree_needed`, via the segment reduction) must be enough -- no task waits on the worst
+pattern -- and one server fewer must make a task wait there; the closed forms must agree.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proofs.latency_model import dsi_latency
+from proofs.simcheck import simulate
+from proofs.sp_degree_model import (
+    dsi_max_busy,
+    sp_degree_latency_formula,
+    sp_degree_wait_formula,
+    worst_pattern,
+)
+
+latencies = st.tuples(
+    st.sampled_from([Fraction(1), Fraction(3, 2), Fraction(2)]),
+    st.fractions(min_value=Fraction(1, 12), max_value=Fraction(3), max_denominator=12),
+)
+
+
+@settings(max_examples=max(300, settings.default.max_examples))
+@given(a=st.lists(st.integers(0, 1), min_size=1, max_size=14), tc=latencies, k=st.integers(1, 5))
+def test_evaluator_equals_coordinator_max_busy(a, tc, k):
+    t, c = tc
+    run = simulate("dsi", a, t, c, k)
+    assert run.stats.max_busy_servers == dsi_max_busy(a, t, c, k), (a, t, c, k)
+    assert run.stats.task_waits == 0 and run.end == dsi_latency(a, t, c, k)
+
+
+@settings(max_examples=max(120, settings.default.max_examples))
+@given(n=st.integers(2, 10), tc=latencies, k=st.integers(1, 5))
+def test_needed_degree_is_enough_and_one_fewer_waits(n, tc, k):
+    t, c = tc
+    s, a = worst_pattern(t, c, k, n)
+    enough = simulate("dsi", a, t, c, k, s)
+    assert enough.stats.max_busy_servers == s
+    assert enough.stats.task_waits == 0 and enough.end == dsi_latency(a, t, c, k)
+    if s > 1:
+        assert simulate("dsi", a, t, c, k, s - 1).stats.task_waits > 0
+    formula = sp_degree_wait_formula(t, c, k, n)
+    if formula is None:  # t/k < c <= t: the chain runs beside the blocks
+        assert 2 <= s <= 3
+    else:
+        assert s == formula
+
+
+def test_latency_degree_by_brute_force():
+    """S_lat = 1 + ceil((t - c)/(k c)): fewest servers with the model's latency on every
+    pattern of length 7 (c = t/7 with k = 2 is the case where it is one below S_wait)."""
+    import itertools
+
+    t = Fraction(1)
+    for k, c in (
+        (1, Fraction(2, 7)),
+        (1, Fraction(1, 3)),
+        (2, Fraction(1, 7)),
+        (2, Fraction(1, 4)),
+        (3, Fraction(1, 5)),
+    ):
+        s_lat = sp_degree_latency_formula(t, c, k)
+        pats = list(itertools.product((0, 1), repeat=7))
+        assert all(simulate("dsi", a, t, c, k, s_lat).end == dsi_latency(a, t, c, k) for a in pats)
+        assert any(
+            simulate("dsi", a, t, c, k, s_lat - 1).end > dsi_latency(a, t, c, k) for a in pats
+        )
