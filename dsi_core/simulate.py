@@ -36,6 +36,25 @@ class Cell:
     si: dict[int, float]
     dsi: dict[int, float]
     dsi_waited: dict[int, bool]
+    authors_si: dict[int, float] | None = None
+    authors_dsi: dict[int, float] | None = None
+
+    def authors_panels(self) -> dict[str, Any]:
+        """The authors' accounting on the same patterns, and ours relative to it."""
+        assert self.authors_si is not None and self.authors_dsi is not None
+        # the authors' accounting ignores server limits: give it only the lookaheads our DSI
+        # ran without waiting for a server (with ``servers`` servers), for DSI and restricted SI
+        ks = [k for k in self.si if not self.dsi_waited[k]] or list(self.si)
+        a_si_r = min(self.authors_si[k] for k in ks)
+        a_si_f = min(self.authors_si.values())
+        a_dsi = min(self.authors_dsi[k] for k in ks)
+        ours_dsi = min(self.dsi.values())
+        return {
+            "authors_dsi_vs_si_restricted": a_si_r / a_dsi,
+            "authors_dsi_vs_si_free": a_si_f / a_dsi,
+            "authors_dsi_vs_nonsi": self.nonsi / a_dsi,
+            "ours_vs_authors_dsi": a_dsi / ours_dsi,
+        }
 
     def panels(self, si_variant: str) -> dict[str, Any]:
         ks = list(self.si)
@@ -69,11 +88,14 @@ def run_one(algorithm: str, pattern: Sequence[int], c: float, k: int, servers: i
 
 
 def simulate_cell(args: tuple) -> Cell:
+    from dsi_core.authors import authors_dsi, authors_si
     from dsi_core.models.synthetic import iid_pattern
 
     c, a, lookaheads, servers, n_tokens, seeds = args
     si = dict.fromkeys(lookaheads, 0.0)
     dsi = dict.fromkeys(lookaheads, 0.0)
+    a_si = dict.fromkeys(lookaheads, 0.0)
+    a_dsi = dict.fromkeys(lookaheads, 0.0)
     waited = dict.fromkeys(lookaheads, False)
     for seed in seeds:
         pattern = iid_pattern(n_tokens, a, seed)
@@ -82,7 +104,9 @@ def simulate_cell(args: tuple) -> Cell:
             end, w = run_one("dsi", pattern, c, k, servers)
             dsi[k] += end / len(seeds)
             waited[k] = waited[k] or w
-    return Cell(c, a, float(n_tokens), si, dsi, waited)
+            a_si[k] += authors_si(pattern, 1.0, c, k) / len(seeds)
+            a_dsi[k] += authors_dsi(pattern, 1.0, c, k) / len(seeds)
+    return Cell(c, a, float(n_tokens), si, dsi, waited, a_si, a_dsi)
 
 
 def run_grid(
@@ -113,15 +137,32 @@ def run_grid(
     return [simulate_cell(w) for w in tqdm(work, disable=not progress, desc="cells")]
 
 
+AUTHORS_PANELS = (
+    "authors_dsi_vs_si_restricted",
+    "authors_dsi_vs_si_free",
+    "authors_dsi_vs_nonsi",
+    "ours_vs_authors_dsi",
+)
+
+
 def summary(cells: list[Cell]) -> str:
-    lines = [f"{'variant':<11}{'panel':<14}{'min':>8}{'median':>8}{'max':>8}{'cells<1':>9}"]
+    lines = [f"{'variant':<11}{'panel':<30}{'min':>8}{'median':>8}{'max':>8}{'cells<1':>9}"]
+    if cells and cells[0].authors_dsi is not None:
+        vals = [c.authors_panels() for c in cells]
+        for p in AUTHORS_PANELS:
+            xs = [v[p] for v in vals]
+            below = sum(x < 1 - 1e-12 for x in xs)
+            lines.append(
+                f"{'authors':<11}{p:<30}{min(xs):>8.3f}{statistics.median(xs):>8.3f}"
+                f"{max(xs):>8.3f}{below:>9}"
+            )
     for variant in ("restricted", "free"):
         vals = [c.panels(variant) for c in cells]
         for p in PANELS:
             xs = [v[p] for v in vals]
             below = sum(x < 1 - 1e-12 for x in xs)
             lines.append(
-                f"{variant:<11}{p:<14}{min(xs):>8.3f}{statistics.median(xs):>8.3f}"
+                f"{variant:<11}{p:<30}{min(xs):>8.3f}{statistics.median(xs):>8.3f}"
                 f"{max(xs):>8.3f}{below:>9}"
             )
     return "\n".join(lines)
@@ -133,50 +174,69 @@ def write_csv(cells: list[Cell], path: str) -> None:
         head = ["c_over_t", "acceptance", "nonsi"]
         for variant in ("restricted", "free"):
             head += [f"{variant}_{p}" for p in PANELS] + [f"{variant}_si_k", f"{variant}_dsi_k"]
+        head += list(AUTHORS_PANELS)
         w.writerow(head)
         for c in cells:
             row: list[Any] = [c.c, c.a, c.nonsi]
             for variant in ("restricted", "free"):
                 v = c.panels(variant)
                 row += [f"{v[p]:.6f}" for p in PANELS] + [v["si_k"], v["dsi_k"]]
+            ap = c.authors_panels()
+            row += [f"{ap[p]:.6f}" for p in AUTHORS_PANELS]
             w.writerow(row)
 
 
+def _heat(fig: Any, ax: Any, cells: list[Cell], value: Any, title: str) -> None:
+    cs = sorted({c.c for c in cells})
+    acc = sorted({c.a for c in cells})
+    grid = np.full((len(cs), len(acc)), np.nan)
+    for cell in cells:
+        grid[cs.index(cell.c), acc.index(cell.a)] = value(cell)
+    lim = max(abs(np.log2(np.nanmin(grid))), abs(np.log2(np.nanmax(grid))), 0.05)
+    im = ax.imshow(
+        np.log2(grid),
+        origin="lower",
+        aspect="auto",
+        cmap="RdBu",
+        vmin=-lim,
+        vmax=lim,
+        extent=(acc[0], acc[-1], cs[0], cs[-1]),
+    )
+    if np.nanmin(grid) < 1 < np.nanmax(grid):
+        ax.contour(acc, cs, grid, levels=[1.0], colors="k", linewidths=0.8)
+    ax.set_title(
+        f"{title}\nmin {np.nanmin(grid):.3f} median {np.nanmedian(grid):.3f} "
+        f"max {np.nanmax(grid):.2f}",
+        fontsize=10,
+    )
+    ax.set_xlabel("acceptance rate")
+    ax.set_ylabel("drafter latency c/t")
+    fig.colorbar(im, ax=ax).set_label("log2 speedup")
+
+
 def plot(cells: list[Cell], path: str, title: str = "") -> None:
+    """Two rows (SI restricted / free) of the four panels; a third row: authors' accounting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cs = sorted({c.c for c in cells})
-    acc = sorted({c.a for c in cells})
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5), constrained_layout=True)
+    authors = bool(cells) and cells[0].authors_dsi is not None
+    rows = 3 if authors else 2
+    fig, axes = plt.subplots(rows, 4, figsize=(19, 4.3 * rows), constrained_layout=True)
     for r, variant in enumerate(("restricted", "free")):
         for j, p in enumerate(PANELS):
-            grid = np.full((len(cs), len(acc)), np.nan)
-            for cell in cells:
-                grid[cs.index(cell.c), acc.index(cell.a)] = cell.panels(variant)[p]
-            ax = axes[r][j]
-            lim = max(abs(np.log2(np.nanmin(grid))), abs(np.log2(np.nanmax(grid))), 0.05)
-            im = ax.imshow(
-                np.log2(grid),
-                origin="lower",
-                aspect="auto",
-                cmap="RdBu",
-                vmin=-lim,
-                vmax=lim,
-                extent=(acc[0], acc[-1], cs[0], cs[-1]),
+            _heat(
+                fig,
+                axes[r][j],
+                cells,
+                lambda c, p=p, v=variant: c.panels(v)[p],
+                f"{p} (SI {variant})",
             )
-            ax.contour(acc, cs, grid, levels=[1.0], colors="k", linewidths=0.8)
-            ax.set_title(
-                f"{p} (SI {variant})\nmin {np.nanmin(grid):.2f} "
-                f"median {np.nanmedian(grid):.2f} max {np.nanmax(grid):.2f}"
-            )
-            ax.set_xlabel("acceptance rate")
-            ax.set_ylabel("drafter latency c/t")
-            cb = fig.colorbar(im, ax=ax)
-            cb.set_label("log2 speedup")
+    if authors:
+        for j, p in enumerate(AUTHORS_PANELS):
+            _heat(fig, axes[2][j], cells, lambda c, p=p: c.authors_panels()[p], p)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
