@@ -35,8 +35,9 @@ def test_cli_overhead_and_bad_bench_args(capsys):
 def test_emulated_bench_replays_runs_through_the_simulator():
     from dsi_core.emulate import bench_emulated, format_emulated
 
-    rows = bench_emulated(0.004, 0.001, 0.7, [("si", 2, 1), ("dsi", 2, 3)], n_tokens=12,
-                          repeats=1, progress=False)
+    rows = bench_emulated(
+        0.004, 0.001, 0.7, [("si", 2, 1), ("dsi", 2, 3)], n_tokens=12, repeats=1, progress=False
+    )
     assert [r.algorithm for r in rows] == ["nonsi", "si", "dsi"]
     nonsi = rows[0]
     assert abs(nonsi.predicted_ideal[0] - 12 * 0.004) < 1e-9  # non-SI: N t exactly
