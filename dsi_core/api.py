@@ -135,7 +135,7 @@ def generate(
     drafter: Any = None,
     algorithm: str = "dsi",
     lookahead: int = 4,
-    servers: int = 4,
+    servers: int = 2,
     mode: str = "greedy",
     temperature: float = 1.0,
     seed: int = 0,

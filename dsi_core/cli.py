@@ -17,7 +17,13 @@ def _generate_args(g: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--algorithm", choices=["dsi", "si", "nonsi"], default="dsi")
     g.add_argument("--lookahead", "-k", type=int, default=4, help="drafts per verification")
-    g.add_argument("--servers", "-S", type=int, default=4, help="target servers (SP degree)")
+    g.add_argument(
+        "--servers",
+        "-S",
+        type=int,
+        default=2,
+        help="target servers (SP degree); 2 suits a 2-core CPU, more for one device each",
+    )
     g.add_argument(
         "--drafter",
         default="lookup",

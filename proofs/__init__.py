@@ -10,6 +10,12 @@ from proofs.theorem import Theorem
 
 def all_theorems() -> list[Theorem]:
     """Every theorem of every family, in a stable order."""
-    from proofs import expectation, latency, lossless
+    from proofs import expectation, fixed_servers, latency, lossless, sp_degree
 
-    return [*lossless.THEOREMS, *latency.THEOREMS, *expectation.THEOREMS]
+    return [
+        *lossless.THEOREMS,
+        *latency.THEOREMS,
+        *expectation.THEOREMS,
+        *sp_degree.THEOREMS,
+        *fixed_servers.THEOREMS,
+    ]

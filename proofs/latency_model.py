@@ -168,8 +168,10 @@ def authors_segment_cost(m: int, t: Rational, c: Rational, k: int) -> Fraction:
 def dsi_tasks(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Task]:
     """Every target task DSI(k) starts, with the interval during which it occupies a server.
 
-    Exploratory: the preemption rule below is an assumption about the coordinator, not yet
-    checked against it, and no theorem depends on it.
+    Superseded by `proofs.sp_degree_model.dsi_server_tasks`, which is checked against the
+    coordinator: this version uses half-open intervals and drops a block that starts at the
+    instant its segment ends, so it can count one server fewer than the coordinator at ties
+    (e.g. `k = 1`, `c = t`). No theorem depends on it.
 
     Per segment (start `T`, offsets `i = 0..L-1`, `L = N - n0`): the zero-draft task [T, T+t) for
     row 0; block `j` on drafts `0..min(jk, L-1)-1`, started at `T + min(jk, L-1) c`, for rows
@@ -216,7 +218,9 @@ def dsi_tasks(a: Sequence[int], t: Rational, c: Rational, k: int) -> list[Task]:
 
 
 def dsi_sp_degree(a: Sequence[int], t: Rational, c: Rational, k: int) -> int:
-    """Maximum number of target tasks running at the same instant (half-open intervals)."""
+    """Maximum number of target tasks running at the same instant (half-open intervals).
+
+    Ignores ties; use `proofs.sp_degree_model.dsi_max_busy` for the coordinator's count."""
     events: list[tuple[Fraction, int]] = []
     for task in dsi_tasks(a, t, c, k):
         events.append((task.begin, 1))
