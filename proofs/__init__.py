@@ -10,7 +10,14 @@ from proofs.theorem import Theorem
 
 def all_theorems() -> list[Theorem]:
     """Every theorem of every family, in a stable order."""
-    from proofs import expectation, fixed_servers, latency, lossless, sp_degree
+    from proofs import (
+        expectation,
+        expectation_servers,
+        fixed_servers,
+        latency,
+        lossless,
+        sp_degree,
+    )
 
     return [
         *lossless.THEOREMS,
@@ -18,4 +25,5 @@ def all_theorems() -> list[Theorem]:
         *expectation.THEOREMS,
         *sp_degree.THEOREMS,
         *fixed_servers.THEOREMS,
+        *expectation_servers.THEOREMS,
     ]
