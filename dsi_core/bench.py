@@ -200,3 +200,27 @@ def coordinator_overhead(n_tokens: int = 2000, vocab: int = 64, repeats: int = 5
                 per_token.append(spent[0] / len(coord.committed) * 1e6)
             out[(mode, name)] = (statistics.median(per_token), coord.stats.acceptance_rate)
     return out
+
+
+def replay_table(rows: list[Row], profiles: dict[str, Any]) -> str:
+    """Measured wall vs the simulator's prediction from the measured pair profile.
+
+    The prediction replays each prompt's measured acceptance pattern with the measured
+    latencies (:mod:`dsi_core.estimate`), adding the measured prefill; it assumes one device
+    per target server, so on a shared CPU measured/predicted > 1 measures the contention.
+    """
+    from dsi_core.estimate import predict
+
+    lines = [
+        f"{'drafter':<14}{'algorithm':<10}{'k':>3}{'S':>3}{'measured s':>12}"
+        f"{'predicted s':>13}{'meas/pred':>11}"
+    ]
+    for r in rows:
+        prof = profiles.get(r.drafter) or next(iter(profiles.values()))
+        pred, _ = predict(prof, r.algorithm, r.lookahead, r.servers)
+        pred += sum(prof.prefills_s)
+        lines.append(
+            f"{r.drafter:<14}{r.algorithm:<10}{r.lookahead:>3}{r.servers:>3}"
+            f"{r.median:>12.2f}{pred:>13.2f}{r.median / pred:>11.2f}"
+        )
+    return "\n".join(lines)

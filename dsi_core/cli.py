@@ -133,6 +133,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         target, drafters, settings, repeats=args.repeats, max_new_tokens=args.max_new_tokens
     )
     print(format_bench(rows, speedups, args.repeats))
+    from dsi_core.bench import PROMPTS, replay_table
+    from dsi_core.estimate import profile_pair
+
+    profiles = {
+        n: profile_pair(target, d, PROMPTS, n_tokens=args.max_new_tokens)
+        for n, d in drafters.items()
+    }
+    print("\nreplay through the simulator (measured pair profile, one device per server):")
+    print(replay_table(rows, profiles))
     return 0
 
 

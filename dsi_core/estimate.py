@@ -31,6 +31,7 @@ class PairProfile:
     draft_s: float
     patterns: list[list[int]]
     prompt_names: list[str] = field(default_factory=list)
+    prefills_s: list[float] = field(default_factory=list)  # per prompt
 
     @property
     def acceptance(self) -> float:
@@ -109,7 +110,13 @@ def profile_pair(
     dec = statistics.median(decode)
     rows_cost_s[1] = dec
     return PairProfile(
-        statistics.median(prefill), dec, rows_cost_s, statistics.median(draft), patterns, names
+        statistics.median(prefill),
+        dec,
+        rows_cost_s,
+        statistics.median(draft),
+        patterns,
+        names,
+        prefill,
     )
 
 

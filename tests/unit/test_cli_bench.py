@@ -49,3 +49,15 @@ def test_emulated_bench_replays_runs_through_the_simulator():
 
 def test_cli_emulated_bad_args():
     assert main(["bench", "--emulate", "--acceptance", "1.5"]) == 2
+
+
+def test_replay_table_predicts_nonsi_exactly():
+    from dsi_core.bench import replay_table
+    from dsi_core.estimate import PairProfile
+
+    prof = PairProfile(0.1, 0.05, {1: 0.05, 2: 0.07}, 0.01, [[1, 0, 1, 1]], ["p"], [0.1])
+    rows = [Row("-", "nonsi", 1, 1, [0.5], 4, 0.0, 4.0), Row("x", "dsi", 2, 3, [0.4], 4, 0.5, 3)]
+    text = replay_table(rows, {"x": prof})
+    nonsi = next(line for line in text.splitlines() if "nonsi" in line).split()
+    assert float(nonsi[-2]) == 0.30  # 4 decodes of 50 ms + 100 ms prefill
+    assert float(nonsi[-1]) == round(0.5 / 0.3, 2)
