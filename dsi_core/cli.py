@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_target(path: str | None) -> Any:
+    """A Hugging Face model from ``path``, or the default SmolLM2 target."""
+    if path:
+        from dsi_core.models.hf import HFModel
+
+        return HFModel.from_pretrained(path)
+    from dsi_core.models.smollm2 import load_smollm2
+
+    return load_smollm2()
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from dsi_core.api import resolve_drafter
     from dsi_core.bench import format_bench, run_bench
@@ -119,14 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rows = bench_emulated(t, c, args.acceptance, settings, args.tokens, args.repeats)
         print(format_emulated(rows, t, c, args.acceptance, args.tokens))
         return 0
-    if args.target:
-        from dsi_core.models.hf import HFModel
-
-        target = HFModel.from_pretrained(args.target)
-    else:
-        from dsi_core.models.smollm2 import load_smollm2
-
-        target = load_smollm2()
+    target = _load_target(args.target)
     names = args.drafter or ["lookup"]
     drafters = {n: resolve_drafter(n, target) for n in names}
     rows, speedups = run_bench(
@@ -185,14 +189,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     if args.tokens < 2 or args.max_servers < 1 or min(args.lookahead) < 1:
         raise InvalidInputError("need --tokens >= 2, --max-servers >= 1, lookaheads >= 1")
-    if args.target:
-        from dsi_core.models.hf import HFModel
-
-        target = HFModel.from_pretrained(args.target)
-    else:
-        from dsi_core.models.smollm2 import load_smollm2
-
-        target = load_smollm2()
+    target = _load_target(args.target)
     drafter = resolve_drafter(args.drafter, target)
     dv = getattr(drafter, "vocab_size", None)
     if dv is not None and dv != target.vocab_size:
@@ -226,11 +223,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         backend=args.backend,
     )
-    target: Any = None
-    if args.target:
-        from dsi_core.models.hf import HFModel
-
-        target = HFModel.from_pretrained(args.target)
+    target: Any = _load_target(args.target) if args.target else None
     res = generate(
         args.prompt,
         target=target,
