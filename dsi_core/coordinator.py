@@ -203,7 +203,6 @@ class Coordinator:
         self._draft_req: dict[int, tuple[int, bool]] = {}  # id -> (epoch, cancelled)
         self._next_id = 0
         self.epoch = 0
-        self._seg_start = 0
         self._verified_upto = -1  # last row position scheduled by this segment's tasks
         self._now = 0.0
         self._started = False
@@ -344,7 +343,6 @@ class Coordinator:
         self.stats.segments += 1
         self._drafts.clear()
         self._rows.clear()
-        self._seg_start = self.n
         # DSI's chain task covers the segment's first row; SI's first block does.
         self._verified_upto = self.n if self.config.algorithm == "dsi" else self.n - 1
 

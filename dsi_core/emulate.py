@@ -76,25 +76,28 @@ def _run(
     backend: str,
     cancellation: str = "instant",
 ) -> tuple[float, int]:
-    from dsi_core.backends.simulated import SimulatedBackend
     from dsi_core.backends.threads import ThreadsBackend
     from dsi_core.coordinator import Config, Coordinator
     from dsi_core.sampling import DecisionRule, KeyedNoise
+    from dsi_core.simulate import replay_pattern
 
     servers = 1 if algorithm == "si" else s
-    coord = Coordinator(
-        Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
-    )
-    use_drafter = algorithm != "nonsi"
     if backend == "threads":
-        drafter = SleepyDrafter(pattern, c) if use_drafter else None
+        coord = Coordinator(
+            Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
+        )
+        drafter = SleepyDrafter(pattern, c) if algorithm != "nonsi" else None
         ThreadsBackend(servers).run(coord, SleepyTarget(t), drafter, [0])
         return coord.stats.wall_time, coord.stats.target_started
-    end = SimulatedBackend(
+    end, coord = replay_pattern(
+        algorithm,
+        pattern,
+        k,
+        servers,
         Fraction(t).limit_denominator(10**6),
         Fraction(c).limit_denominator(10**6),
-        cancellation=cancellation,
-    ).run(coord, PatternTarget(1), PatternDrafter(pattern, 1) if use_drafter else None, [0])
+        cancellation,
+    )
     return float(end), coord.stats.target_started
 
 

@@ -122,21 +122,19 @@ def profile_pair(
 
 def predict(profile: PairProfile, algorithm: str, k: int, servers: int) -> tuple[float, bool]:
     """Total predicted latency over the prompts (after the prefill), and whether a task waited."""
-    from dsi_core.backends.simulated import SimulatedBackend
-    from dsi_core.coordinator import Config, Coordinator
-    from dsi_core.models.synthetic import PatternDrafter, PatternTarget
-    from dsi_core.sampling import DecisionRule, KeyedNoise
+    from dsi_core.simulate import replay_pattern
 
     total, waited = 0.0, False
     for pattern in profile.patterns:
-        coord = Coordinator(
-            Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
+        end, coord = replay_pattern(
+            algorithm,
+            pattern,
+            k,
+            servers,
+            lambda a: profile.task_cost(len(a.context) - a.lo + 1),
+            profile.draft_s,
         )
-        backend = SimulatedBackend(
-            lambda a: profile.task_cost(len(a.context) - a.lo + 1), profile.draft_s
-        )
-        drafter = PatternDrafter(pattern, 1) if algorithm != "nonsi" else None
-        total += float(backend.run(coord, PatternTarget(1), drafter, [0]))
+        total += float(end)
         waited = waited or coord.stats.task_waits > 0
     return total, waited
 

@@ -74,7 +74,19 @@ class Cell:
         }
 
 
-def run_one(algorithm: str, pattern: Sequence[int], c: float, k: int, servers: int) -> Any:
+def replay_pattern(
+    algorithm: str,
+    pattern: Sequence[int],
+    k: int,
+    servers: int,
+    target_latency: Any,
+    draft_latency: Any,
+    cancellation: str = "instant",
+) -> tuple[Any, Any]:
+    """Run the coordinator on the simulated backend with synthetic models realising ``pattern``.
+
+    Returns ``(virtual end time, coordinator)``; latencies as for :class:`SimulatedBackend`.
+    """
     from dsi_core.backends.simulated import SimulatedBackend
     from dsi_core.coordinator import Config, Coordinator
     from dsi_core.models.synthetic import PatternDrafter, PatternTarget
@@ -83,7 +95,13 @@ def run_one(algorithm: str, pattern: Sequence[int], c: float, k: int, servers: i
     coord = Coordinator(
         Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
     )
-    end = SimulatedBackend(1.0, c).run(coord, PatternTarget(1), PatternDrafter(pattern, 1), [0])
+    drafter = PatternDrafter(pattern, 1) if algorithm != "nonsi" else None
+    backend = SimulatedBackend(target_latency, draft_latency, cancellation=cancellation)
+    return backend.run(coord, PatternTarget(1), drafter, [0]), coord
+
+
+def run_one(algorithm: str, pattern: Sequence[int], c: float, k: int, servers: int) -> Any:
+    end, coord = replay_pattern(algorithm, pattern, k, servers, 1.0, c)
     return float(end), coord.stats.task_waits > 0
 
 
