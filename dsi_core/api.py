@@ -6,21 +6,30 @@ raises a typed :class:`~dsi_core.errors.DSIError` and leaves nothing half-done.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
-from dsi_core.coordinator import ALGORITHMS, Config, Coordinator, Stats, TraceEvent
+from dsi_core.config import BACKENDS, Config
+from dsi_core.coordinator import Coordinator, Stats, TraceEvent
 from dsi_core.errors import (
     ContextLengthError,
     InvalidInputError,
     VocabularyMismatchError,
 )
-from dsi_core.sampling import MODES, DecisionRule, KeyedNoise
+from dsi_core.models.resolve import check_drafter_spec, resolve_drafter, resolve_target
+from dsi_core.sampling import DecisionRule, KeyedNoise
 
-BACKENDS = ("threads", "simulated")
+__all__ = [
+    "BACKENDS",
+    "Result",
+    "check_prompt",
+    "encode_prompt",
+    "generate",
+    "resolve_drafter",
+    "resolve_target",
+]
 
 
 @dataclass
@@ -48,26 +57,22 @@ class Result:
         return d
 
 
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(f"{name} must be an int, got {value!r}")
-
-
-def resolve_drafter(drafter: Any, target: Any) -> Any:
-    """``None``/"lookup" -> prompt lookup; a path -> HF model; an object is used as is."""
-    from dsi_core.models.lookup import LookupDrafter
-
-    if drafter is None or drafter == "lookup":
-        return LookupDrafter()
-    if isinstance(drafter, str):
-        if drafter.startswith("derived:"):
-            from dsi_core.models.derived import derived_drafter
-
-            return derived_drafter(target, drafter.split(":", 1)[1])
-        from dsi_core.models.hf import HFModel
-
-        return HFModel.from_pretrained(drafter, device=str(getattr(target, "device", "cpu")))
-    return drafter
+def check_prompt(prompt: Any) -> None:
+    """Prompt checks that need no model (run before anything loads)."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidInputError("prompt is empty")
+        return
+    if (
+        prompt is None
+        or isinstance(prompt, bytes | bytearray | memoryview)
+        or not hasattr(prompt, "__iter__")
+    ):
+        raise InvalidInputError(
+            f"prompt must be a string or a sequence of token ids, got {type(prompt).__name__}"
+        )
+    if hasattr(prompt, "__len__") and len(prompt) == 0:
+        raise InvalidInputError("prompt is empty")
 
 
 def encode_prompt(prompt: Any, target: Any, chat: bool = True) -> list[int]:
@@ -85,47 +90,25 @@ def encode_prompt(prompt: Any, target: Any, chat: bool = True) -> list[int]:
             ids = enc["input_ids"] if isinstance(enc, dict) or hasattr(enc, "keys") else enc
             return [int(x) for x in ids]
         return [int(x) for x in tok(prompt)["input_ids"]]
-    ids = list(prompt)
-    if not ids:
-        raise InvalidInputError("prompt is empty")
-    for x in ids:
-        if isinstance(x, bool) or not isinstance(x, int):
+    import numbers
+
+    if isinstance(prompt, bytes | bytearray | memoryview) or not hasattr(prompt, "__iter__"):
+        raise InvalidInputError(
+            f"prompt must be a string or a sequence of token ids, got {type(prompt).__name__}"
+        )
+    ids = []
+    for x in list(prompt):
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral):
             raise InvalidInputError(f"prompt token ids must be ints, got {x!r}")
+        x = int(x)
         if not 0 <= x < target.vocab_size:
             raise InvalidInputError(
                 f"prompt token {x} outside the vocabulary [0, {target.vocab_size})"
             )
+        ids.append(x)
+    if not ids:
+        raise InvalidInputError("prompt is empty")
     return ids
-
-
-def validate(
-    *,
-    algorithm: str,
-    lookahead: int,
-    servers: int,
-    mode: str,
-    temperature: float,
-    seed: int,
-    max_new_tokens: int,
-    backend: str,
-) -> None:
-    """Parameter checks that need no model."""
-    if algorithm not in ALGORITHMS:
-        raise InvalidInputError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    if mode not in MODES:
-        raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
-    if backend not in BACKENDS:
-        raise InvalidInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    _check_int("seed", seed)
-    Config(algorithm, lookahead, servers, max_new_tokens)  # range checks
-    if mode != "greedy":
-        if not isinstance(temperature, (int, float, Fraction)) or isinstance(temperature, bool):
-            raise InvalidInputError(f"temperature must be a number, got {temperature!r}")
-        if not (temperature > 0 and math.isfinite(float(temperature))):
-            raise InvalidInputError(
-                f"temperature must be a finite number > 0 in {mode!r} mode, got {temperature}"
-            )
-    KeyedNoise(seed)
 
 
 def generate(
@@ -146,38 +129,45 @@ def generate(
     sim_target_latency: Any = Fraction(1),
     sim_draft_latency: Any = Fraction(1, 10),
     sim_order: Any = None,
+    config: Config | None = None,
 ) -> Result:
     """Generate ``max_new_tokens`` tokens (fewer at EOS) with non-SI, SI or DSI.
 
-    ``target`` None loads SmolLM2-135M-Instruct; ``drafter`` None or "lookup" is the
-    prompt-lookup drafter, a string path loads a Hugging Face model, "derived:KIND" derives a
-    cheap drafter from the target (see :mod:`dsi_core.models.derived`), anything else must
-    follow :class:`~dsi_core.models.base.DrafterModel`. ``servers`` is the SP degree (DSI only).
-    ``temperature`` applies to both models' rows and is ignored in greedy mode.
+    ``target``: None (SmolLM2-135M-Instruct), a path, a ``transformers`` ``PreTrainedModel``
+    or a :class:`~dsi_core.models.base.TargetModel`. ``drafter``: None or "lookup" (prompt
+    n-gram), "derived:KIND" (a cheap copy of the target, see :mod:`dsi_core.models.derived`),
+    a path, a ``PreTrainedModel`` or a :class:`~dsi_core.models.base.DrafterModel`. The run
+    parameters (``algorithm`` .. ``backend``) form a :class:`~dsi_core.config.Config`; pass
+    ``config=`` to use a prebuilt one instead (then those keywords are ignored). Everything
+    that needs no model is validated before any model loads.
     """
-    validate(
-        algorithm=algorithm,
-        lookahead=lookahead,
-        servers=servers,
-        mode=mode,
-        temperature=temperature,
-        seed=seed,
-        max_new_tokens=max_new_tokens,
-        backend=backend,
-    )
-    if target is None:
-        from dsi_core.models.smollm2 import load_smollm2
-
-        target = load_smollm2()
+    if config is None:
+        config = Config(
+            algorithm=algorithm,  # type: ignore[arg-type]
+            lookahead=lookahead,
+            servers=servers,
+            max_new_tokens=max_new_tokens,
+            mode=mode,  # type: ignore[arg-type]
+            temperature=temperature,
+            seed=seed,
+            backend=backend,  # type: ignore[arg-type]
+        )
+    elif not isinstance(config, Config):
+        raise InvalidInputError(f"config must be a dsi_core.Config, got {type(config).__name__}")
+    cfg = config
+    check_prompt(prompt)
+    if cfg.speculative:
+        check_drafter_spec(drafter)
+    target = resolve_target(target)
     ids = encode_prompt(prompt, target, chat=chat)
     ctx = getattr(target, "max_context", None)
-    if ctx is not None and len(ids) + max_new_tokens > ctx:
+    if ctx is not None and len(ids) + cfg.max_new_tokens > ctx:
         raise ContextLengthError(
-            f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
+            f"prompt ({len(ids)} tokens) + max_new_tokens ({cfg.max_new_tokens}) exceeds the "
             f"model's context of {ctx} tokens"
         )
     d = None
-    if algorithm != "nonsi":
+    if cfg.speculative:
         d = resolve_drafter(drafter, target)
         dv = getattr(d, "vocab_size", None)
         if dv is not None and dv != target.vocab_size:
@@ -185,19 +175,18 @@ def generate(
                 f"drafter vocabulary ({dv}) differs from the target's ({target.vocab_size})"
             )
         dctx = getattr(d, "max_context", None)
-        if dctx is not None and len(ids) + max_new_tokens > dctx:
+        if dctx is not None and len(ids) + cfg.max_new_tokens > dctx:
             raise ContextLengthError(
                 f"prompt + max_new_tokens exceeds the drafter's context {dctx}"
             )
     eos = getattr(target, "eos_token_id", None) if stop_at_eos else None
-    temp = 1.0 if mode == "greedy" else temperature
-    cfg = Config(algorithm, lookahead, servers, max_new_tokens, eos)
-    coord = Coordinator(cfg, DecisionRule(mode, KeyedNoise(seed)))
-    if backend == "threads":
+    cfg = replace(cfg, eos_token_id=eos)
+    temp = cfg.effective_temperature
+    coord = Coordinator(cfg, DecisionRule(cfg.mode, KeyedNoise(cfg.seed)))
+    if cfg.backend == "threads":
         from dsi_core.backends.threads import ThreadsBackend
 
-        n_servers = 1 if algorithm == "si" else servers
-        ThreadsBackend(n_servers).run(coord, target, d, ids, temp)
+        ThreadsBackend(cfg.effective_servers).run(coord, target, d, ids, temp)
     else:
         from dsi_core.backends.simulated import SimulatedBackend
 
@@ -207,14 +196,15 @@ def generate(
     tok = getattr(target, "tokenizer", None)
     text = tok.decode(coord.committed, skip_special_tokens=True) if tok is not None else None
     settings = {
-        "algorithm": algorithm,
-        "lookahead": lookahead,
-        "servers": servers,
-        "mode": mode,
-        "temperature": temperature,
-        "seed": seed,
-        "max_new_tokens": max_new_tokens,
-        "backend": backend,
+        "algorithm": cfg.algorithm,
+        "lookahead": cfg.lookahead,
+        "servers": cfg.servers,
+        "effective_servers": cfg.effective_servers,
+        "mode": cfg.mode,
+        "temperature": cfg.temperature,
+        "seed": cfg.seed,
+        "max_new_tokens": cfg.max_new_tokens,
+        "backend": cfg.backend,
         "target": getattr(target, "name", type(target).__name__),
         "drafter": getattr(d, "name", type(d).__name__) if d is not None else None,
         "prompt_tokens": len(ids),

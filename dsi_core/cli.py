@@ -1,163 +1,338 @@
-"""Command line: ``dsi generate "PROMPT" ...`` (see ``dsi generate --help``)."""
+"""Command line: ``dsi {generate,bench,estimate,simulate,overhead,prove} ...`` (``--help`` each).
+
+A thin face: argparse types check every value (exit 2 with one line on a user error), one
+:class:`~dsi_core.config.Config` is built from them, and each subcommand calls the library.
+Every subcommand takes ``--json``. User errors (any :class:`~dsi_core.errors.DSIError`) print
+one line on stderr and exit 2; Ctrl-C exits 130 with one line. Output paths are checked
+before any model loads, and generated text is printed before any picture is saved.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from fractions import Fraction
 from typing import Any
 
-from dsi_core.errors import DSIError
+from dsi_core.config import (
+    ALGORITHMS,
+    BACKENDS,
+    MAX_NEW_TOKENS_LIMIT,
+    MAX_SERVERS,
+    MODES,
+    Config,
+)
+from dsi_core.errors import DSIError, InvalidInputError
+
+# ----------------------------------------------------------------------------- argparse types
+
+
+def _int_in(lo: int, hi: int | None = None):  # noqa: ANN202 - argparse type factory
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {v}")
+        return v
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return v
+
+
+def _writable_path(text: str) -> str:
+    """An output file path whose directory exists and is writable (checked before running)."""
+    d = os.path.dirname(os.path.abspath(text)) or "."
+    if not os.path.isdir(d):
+        raise argparse.ArgumentTypeError(f"directory {d!r} does not exist")
+    if not os.access(d, os.W_OK):
+        raise argparse.ArgumentTypeError(f"directory {d!r} is not writable")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+    return text
+
+
+def _drafter_spec(text: str) -> str:
+    from dsi_core.models.resolve import check_drafter_spec
+
+    try:
+        check_drafter_spec(text)
+    except DSIError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _target_path(text: str) -> str:
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no model at {text!r}")
+    return text
+
+
+K = _int_in(1)
+SERVERS = _int_in(1, MAX_SERVERS)
+TOKENS = _int_in(1, MAX_NEW_TOKENS_LIMIT)
+SEED = _int_in(0, (1 << 64) - 1)
+
+# ----------------------------------------------------------------------------- parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``dsi generate: error: ...``, exit 2), no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def _generate_args(g: argparse.ArgumentParser) -> None:
     g.add_argument(
         "prompt", help="the user message (a chat template is applied if the model has one)"
     )
-    g.add_argument("--algorithm", choices=["dsi", "si", "nonsi"], default="dsi")
-    g.add_argument("--lookahead", "-k", type=int, default=4, help="drafts per verification")
+    g.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="dsi",
+        help="dsi: speculation parallelism; si: speculative inference; nonsi: plain decoding",
+    )
+    g.add_argument("--lookahead", "-k", type=K, default=4, help="drafts per verification (k)")
     g.add_argument(
         "--servers",
         "-S",
-        type=int,
+        type=SERVERS,
         default=2,
         help="target servers (SP degree); 2 suits a 2-core CPU, more for one device each",
     )
     g.add_argument(
         "--drafter",
+        type=_drafter_spec,
         default="lookup",
-        help="'lookup' (prompt n-gram), 'derived:int8' / 'derived:layers=N' (cheap copies of "
-        "the target), or a path to a Hugging Face model with the target's vocabulary",
+        help="'lookup' (prompt n-gram), 'derived:int8|bf16|fp16|layers=N' (cheap copies of the "
+        "target), or a path to a Hugging Face model with the target's vocabulary",
     )
     g.add_argument(
         "--target",
+        type=_target_path,
         default=None,
         help="path to a Hugging Face causal LM (default: SmolLM2-135M-Instruct)",
     )
-    g.add_argument("--mode", choices=["greedy", "rejection", "coupled"], default="greedy")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--max-new-tokens", type=int, default=64)
-    g.add_argument("--backend", choices=["threads", "simulated"], default="threads")
-    g.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     g.add_argument(
-        "--json", action="store_true", help="print one JSON object (tokens, text, stats)"
+        "--mode",
+        choices=MODES,
+        default="greedy",
+        help="greedy: argmax; rejection: Leviathan/Chen sampling; coupled: shared Gumbel noise",
     )
+    g.add_argument(
+        "--temperature",
+        type=_positive_float,
+        default=1.0,
+        help="applied to both models' rows; ignored in greedy mode",
+    )
+    g.add_argument("--seed", type=SEED, default=0, help="key of the counter-based randomness")
+    g.add_argument("--max-new-tokens", type=TOKENS, default=64, help="tokens to generate (N)")
+    g.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="threads",
+        help="who runs the forwards: real workers, or a virtual clock (simulated)",
+    )
+    g.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    _add_json(g)
     g.add_argument("--trace", action="store_true", help="include the event trace in --json output")
-    g.add_argument("--sim-t", type=float, default=1.0, help="simulated target latency")
-    g.add_argument("--sim-c", type=float, default=0.1, help="simulated drafter latency")
-    g.add_argument("--timeline", default=None, help="also save the run's timeline PNG here")
+    g.add_argument(
+        "--sim-t", type=_positive_float, default=1.0, help="simulated target latency (t)"
+    )
+    g.add_argument(
+        "--sim-c", type=_positive_float, default=0.1, help="simulated drafter latency (c)"
+    )
+    g.add_argument(
+        "--timeline",
+        type=_writable_path,
+        default=None,
+        help="also save the run's timeline as a PNG at this path (after printing the text)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dsi", description="Distributed Speculative Inference")
-    sub = p.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    _generate_args(common)
-    sub.add_parser("generate", parents=[common], help="generate text with DSI, SI or non-SI")
-    tl = sub.add_parser(
-        "timeline", parents=[common], help="generate, then draw the run's timeline as a PNG"
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = _Parser(prog="dsi", description="Distributed Speculative Inference", formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = sub.add_parser(
+        "generate", help="generate text with DSI, SI or non-SI", formatter_class=fmt
     )
-    tl.add_argument("--out", default="timeline.png", help="PNG path (default timeline.png)")
-    b = sub.add_parser("bench", help="DSI vs SI vs non-SI on SmolLM2, side by side")
-    b.add_argument("--drafter", action="append", help="repeatable; default: lookup")
-    b.add_argument("--lookahead", "-k", type=int, nargs="+", default=[1, 4])
-    b.add_argument("--servers", "-S", type=int, nargs="+", default=[2, 4])
-    b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--max-new-tokens", type=int, default=48)
-    b.add_argument("--target", default=None, help="Hugging Face causal LM path (default SmolLM2)")
+    _generate_args(g)
+    b = sub.add_parser("bench", help="DSI vs SI vs non-SI, side by side", formatter_class=fmt)
+    b.add_argument(
+        "--drafter", type=_drafter_spec, action="append", help="repeatable; default: lookup"
+    )
+    b.add_argument("--lookahead", "-k", type=K, nargs="+", default=[1, 4], help="lookaheads")
+    b.add_argument("--servers", "-S", type=SERVERS, nargs="+", default=[2, 4], help="SP degrees")
+    b.add_argument("--repeats", type=_int_in(1), default=3, help="repetitions (medians)")
+    b.add_argument("--max-new-tokens", type=TOKENS, default=48, help="tokens per prompt")
+    b.add_argument(
+        "--target", type=_target_path, default=None, help="Hugging Face causal LM path"
+    )
     b.add_argument(
         "--emulate",
         action="store_true",
         help="SYNTHETIC: sleep-emulated forwards (--t-ms, --c-ms) and a drafter accepted with "
         "probability --acceptance; replays each run through the simulator",
     )
-    b.add_argument("--t-ms", type=float, default=30.0, help="emulated target forward (ms)")
-    b.add_argument("--c-ms", type=float, default=3.0, help="emulated draft (ms)")
-    b.add_argument("--acceptance", type=float, default=0.8)
-    b.add_argument("--tokens", type=int, default=100, help="tokens per emulated run")
-    sm = sub.add_parser("simulate", help="the paper's Figure 1 on the simulated backend")
-    sm.add_argument("--cells", type=int, default=21, help="grid values per axis")
-    sm.add_argument("--lookahead-max", type=int, default=20)
-    sm.add_argument("--servers", type=int, default=7)
-    sm.add_argument("--tokens", type=int, default=1000)
-    sm.add_argument("--seeds", type=int, default=3)
-    sm.add_argument("--jobs", type=int, default=1, help="worker processes")
+    b.add_argument("--t-ms", type=_positive_float, default=30.0, help="emulated target forward")
+    b.add_argument("--c-ms", type=_positive_float, default=3.0, help="emulated draft (ms)")
+    b.add_argument("--acceptance", type=_probability, default=0.8, help="emulated acceptance")
+    b.add_argument("--tokens", type=TOKENS, default=100, help="tokens per emulated run")
+    _add_json(b)
+    sm = sub.add_parser(
+        "simulate", help="the paper's Figure 1 on the simulated backend", formatter_class=fmt
+    )
+    sm.add_argument("--cells", type=_int_in(2), default=21, help="grid values per axis")
+    sm.add_argument("--lookahead-max", type=K, default=20, help="lookaheads 1..this")
+    sm.add_argument("--servers", type=SERVERS, default=7, help="SP degree")
+    sm.add_argument("--tokens", type=TOKENS, default=1000, help="tokens per pattern")
+    sm.add_argument("--seeds", type=_int_in(1), default=3, help="patterns per cell")
+    sm.add_argument("--jobs", type=_int_in(1, 64), default=1, help="worker processes")
     sm.add_argument("--out", default="figure1", help="writes OUT.csv and OUT.png")
-    e = sub.add_parser("estimate", help="measure a target/drafter pair, predict DSI/SI/non-SI")
-    e.add_argument("--target", default=None, help="Hugging Face causal LM path (default SmolLM2)")
-    e.add_argument("--drafter", default="lookup", help="lookup | derived:... | PATH")
-    e.add_argument("--tokens", type=int, default=32, help="greedy tokens per prompt")
-    e.add_argument("--lookahead", "-k", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8])
-    e.add_argument("--max-servers", type=int, default=8)
-    o = sub.add_parser("overhead", help="coordinator microseconds per committed token")
-    o.add_argument("--tokens", type=int, default=2000)
+    _add_json(sm)
+    e = sub.add_parser(
+        "estimate",
+        help="measure a target/drafter pair, predict DSI/SI/non-SI",
+        formatter_class=fmt,
+    )
+    e.add_argument(
+        "--target", type=_target_path, default=None, help="Hugging Face causal LM path"
+    )
+    e.add_argument("--drafter", type=_drafter_spec, default="lookup", help="lookup | derived:..")
+    e.add_argument("--tokens", type=_int_in(2), default=32, help="greedy tokens per prompt")
+    e.add_argument(
+        "--lookahead", "-k", type=K, nargs="+", default=[1, 2, 3, 4, 6, 8], help="lookaheads"
+    )
+    e.add_argument("--max-servers", type=SERVERS, default=8, help="largest SP degree tried")
+    _add_json(e)
+    o = sub.add_parser(
+        "overhead", help="coordinator microseconds per committed token", formatter_class=fmt
+    )
+    o.add_argument("--tokens", type=_int_in(10), default=2000, help="tokens per run")
+    _add_json(o)
+    pr = sub.add_parser(
+        "prove", help="check the z3 theorems (same as python -m proofs)", formatter_class=fmt
+    )
+    pr.add_argument("--only", default=None, help="one family (lossless, latency, ...)")
+    pr.add_argument("--name", default=None, help="theorems whose name contains this")
+    _add_json(pr)
     return p
 
 
+# ----------------------------------------------------------------------------- commands
+
+
 def _load_target(path: str | None) -> Any:
-    """A Hugging Face model from ``path``, or the default SmolLM2 target."""
-    if path:
-        from dsi_core.models.hf import HFModel
+    from dsi_core.models.resolve import resolve_target
 
-        return HFModel.from_pretrained(path)
-    from dsi_core.models.smollm2 import load_smollm2
+    return resolve_target(path)
 
-    return load_smollm2()
+
+def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+    print(json.dumps(obj) if args.json else text)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dsi_core.api import resolve_drafter
-    from dsi_core.bench import format_bench, run_bench
-    from dsi_core.errors import InvalidInputError
+    from dsi_core.models.resolve import resolve_drafter
 
-    if args.repeats < 1 or args.max_new_tokens < 1:
-        raise InvalidInputError("--repeats and --max-new-tokens must be >= 1")
-    if min(args.lookahead) < 1 or min(args.servers) < 1:
-        raise InvalidInputError("lookaheads and servers must be >= 1")
     settings = [("si", k, 1) for k in args.lookahead] + [
         ("dsi", k, s) for k in args.lookahead for s in args.servers
     ]
     if args.emulate:
-        from dsi_core.emulate import bench_emulated, format_emulated
+        from dsi_core.experiments.emulate import bench_emulated, format_emulated
 
-        if not (args.t_ms > 0 and args.c_ms > 0 and 0 <= args.acceptance <= 1):
-            raise InvalidInputError("need --t-ms > 0, --c-ms > 0 and 0 <= --acceptance <= 1")
-        if args.tokens < 1:
-            raise InvalidInputError("--tokens must be >= 1")
         t, c = args.t_ms / 1e3, args.c_ms / 1e3
-        rows = bench_emulated(t, c, args.acceptance, settings, args.tokens, args.repeats)
-        print(format_emulated(rows, t, c, args.acceptance, args.tokens))
+        rows = bench_emulated(
+            t, c, args.acceptance, settings, args.tokens, args.repeats, progress=not args.json
+        )
+        data = {
+            "synthetic": True,
+            "t_s": t,
+            "c_s": c,
+            "acceptance": args.acceptance,
+            "tokens": args.tokens,
+            "rows": [r.as_dict() for r in rows],
+        }
+        _emit(args, data, format_emulated(rows, t, c, args.acceptance, args.tokens))
         return 0
+    from dsi_core.experiments.bench import (
+        PROMPTS,
+        format_bench,
+        machine,
+        replay_rows,
+        replay_table,
+        run_bench,
+    )
+    from dsi_core.experiments.estimate import profile_pair
+
     target = _load_target(args.target)
     names = args.drafter or ["lookup"]
     drafters = {n: resolve_drafter(n, target) for n in names}
     rows, speedups = run_bench(
-        target, drafters, settings, repeats=args.repeats, max_new_tokens=args.max_new_tokens
+        target,
+        drafters,
+        settings,
+        repeats=args.repeats,
+        max_new_tokens=args.max_new_tokens,
+        progress=not args.json,
     )
-    print(format_bench(rows, speedups, args.repeats))
-    from dsi_core.bench import PROMPTS, replay_table
-    from dsi_core.estimate import profile_pair
-
     profiles = {
         n: profile_pair(target, d, PROMPTS, n_tokens=args.max_new_tokens)
         for n, d in drafters.items()
     }
-    print("\nreplay through the simulator (measured pair profile, one device per server):")
-    print(replay_table(rows, profiles))
+    text = (
+        format_bench(rows, speedups, args.repeats)
+        + "\n\nreplay through the simulator (measured pair profile, one device per server):\n"
+        + replay_table(rows, profiles)
+    )
+    data = {
+        "machine": machine(),
+        "repeats": args.repeats,
+        "rows": [r.as_dict() for r in rows],
+        "speedups": {"/".join(map(str, k)): v for k, v in speedups.items()},
+        "replay": replay_rows(rows, profiles),
+    }
+    _emit(args, data, text)
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from dsi_core.errors import InvalidInputError
-    from dsi_core.simulate import plot, run_grid, summary, write_csv
+    from dsi_core.experiments.simulate import plot, run_grid, summary, summary_dict, write_csv
 
-    for name in ("cells", "lookahead_max", "servers", "tokens", "seeds", "jobs"):
-        if getattr(args, name) < 1:
-            raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 1")
+    _writable_path(args.out + ".csv")
     c_values = [round(float(x), 4) for x in np.linspace(0.01, 1.0, args.cells)]
     a_values = [round(float(x), 4) for x in np.linspace(0.01, 0.99, args.cells)]
     cells = run_grid(
@@ -168,6 +343,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         args.tokens,
         range(args.seeds),
         args.jobs,
+        progress=not args.json,
     )
     write_csv(cells, args.out + ".csv")
     plot(
@@ -176,110 +352,134 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"simulated, S={args.servers}, {args.tokens} tokens, {args.seeds} seeds, "
         f"lookahead 1..{args.lookahead_max} (each algorithm at its best)",
     )
-    print(summary(cells))
-    print(f"wrote {args.out}.csv and {args.out}.png")
+    data = {"cells": len(cells), "summary": summary_dict(cells), "csv": args.out + ".csv"}
+    _emit(args, data, summary(cells) + f"\nwrote {args.out}.csv and {args.out}.png")
     return 0
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from dsi_core.api import resolve_drafter
-    from dsi_core.bench import PROMPTS, machine
-    from dsi_core.errors import InvalidInputError
-    from dsi_core.estimate import estimate_table, profile_pair
+    from dsi_core.errors import VocabularyMismatchError
+    from dsi_core.experiments.bench import PROMPTS, machine
+    from dsi_core.experiments.estimate import estimate_data, format_estimate, profile_pair
+    from dsi_core.models.resolve import resolve_drafter
 
-    if args.tokens < 2 or args.max_servers < 1 or min(args.lookahead) < 1:
-        raise InvalidInputError("need --tokens >= 2, --max-servers >= 1, lookaheads >= 1")
     target = _load_target(args.target)
     drafter = resolve_drafter(args.drafter, target)
     dv = getattr(drafter, "vocab_size", None)
     if dv is not None and dv != target.vocab_size:
-        from dsi_core.errors import VocabularyMismatchError
-
         raise VocabularyMismatchError(f"drafter vocabulary {dv} != target's {target.vocab_size}")
     prof = profile_pair(target, drafter, PROMPTS, n_tokens=args.tokens)
-    print(f"machine: {machine()}; prompts: {', '.join(PROMPTS)}")
-    print(estimate_table(prof, sorted(set(args.lookahead)), args.max_servers))
+    data = estimate_data(prof, sorted(set(args.lookahead)), args.max_servers)
+    data["machine"] = machine()
+    text = f"machine: {machine()}; prompts: {', '.join(PROMPTS)}\n" + format_estimate(data)
+    _emit(args, data, text)
     return 0
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
-    from dsi_core.bench import coordinator_overhead
+    from dsi_core.experiments.bench import coordinator_overhead
 
-    for (mode, drafter), (us, acc) in coordinator_overhead(args.tokens).items():
-        print(f"{mode:<10} drafter={drafter:<8} acceptance={acc:.2f}  {us:8.1f} us/token")
+    out = coordinator_overhead(args.tokens)
+    lines = [
+        f"{mode:<10} drafter={drafter:<8} acceptance={acc:.2f}  {us:8.1f} us/token"
+        for (mode, drafter), (us, acc) in out.items()
+    ]
+    data = [
+        {"mode": m, "drafter": d, "us_per_token": us, "acceptance": acc}
+        for (m, d), (us, acc) in out.items()
+    ]
+    _emit(args, data, "\n".join(lines))
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from dsi_core.api import generate, validate
+def cmd_prove(args: argparse.Namespace) -> int:
+    try:
+        import proofs.__main__ as runner
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"the proofs need z3: pip install 'dsi-core[proofs]' ({exc})"
+        ) from None
+    argv = []
+    if args.only:
+        argv += ["--only", args.only]
+    if args.name:
+        argv += ["--name", args.name]
+    if args.json:
+        argv.append("--json")
+    return runner.main(argv)
 
-    validate(
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from dsi_core.api import generate
+
+    cfg = Config(
         algorithm=args.algorithm,
         lookahead=args.lookahead,
         servers=args.servers,
+        max_new_tokens=args.max_new_tokens,
         mode=args.mode,
         temperature=args.temperature,
         seed=args.seed,
-        max_new_tokens=args.max_new_tokens,
         backend=args.backend,
     )
-    target: Any = _load_target(args.target) if args.target else None
     res = generate(
         args.prompt,
-        target=target,
+        target=args.target,
         drafter=args.drafter,
-        algorithm=args.algorithm,
-        lookahead=args.lookahead,
-        servers=args.servers,
-        mode=args.mode,
-        temperature=args.temperature,
-        seed=args.seed,
-        max_new_tokens=args.max_new_tokens,
-        backend=args.backend,
         chat=not args.no_chat,
         sim_target_latency=Fraction(args.sim_t).limit_denominator(10**6),
         sim_draft_latency=Fraction(args.sim_c).limit_denominator(10**6),
+        config=cfg,
     )
-    out = getattr(args, "out", None) or args.timeline
-    if out:
-        from dsi_core.timeline import plot_timeline
-
-        plot_timeline(res, out)
-        print(f"timeline saved to {out}", file=sys.stderr)
     if args.json:
-        print(json.dumps(res.to_dict(trace=args.trace)))
+        print(json.dumps(res.to_dict(trace=args.trace)), flush=True)
     else:
         s = res.stats
-        unit = "s" if args.backend == "threads" else " virtual time units (t = --sim-t)"
-        print(res.text)
+        unit = "s" if args.backend != "simulated" else " virtual time units (t = --sim-t)"
+        print(res.text, flush=True)
         print(
-            f"\n[{args.algorithm} k={args.lookahead} S={args.servers} {args.mode}] "
+            f"\n[{args.algorithm} k={args.lookahead} S={cfg.effective_servers} {args.mode}] "
             f"{len(res.tokens)} tokens in {s.wall_time:.2f}{unit}, "
             f"acceptance {s.acceptance_rate:.2f}, "
             f"target forwards {s.target_started} ({s.target_preempted} preempted), "
             f"drafts {s.drafts_started}",
             file=sys.stderr,
         )
+    if args.timeline:  # after printing: a failing plot never loses the generated text
+        from dsi_core.experiments.timeline import plot_timeline
+
+        try:
+            plot_timeline(res, args.timeline)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot save the timeline to {args.timeline}: {exc}") from None
+        print(f"timeline saved to {args.timeline}", file=sys.stderr)
     return 0
 
 
+COMMANDS = {
+    "generate": cmd_generate,
+    "bench": cmd_bench,
+    "simulate": cmd_simulate,
+    "estimate": cmd_estimate,
+    "overhead": cmd_overhead,
+    "prove": cmd_prove,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Runs one subcommand; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
     try:
-        if args.command in ("generate", "timeline"):
-            return cmd_generate(args)
-        if args.command == "bench":
-            return cmd_bench(args)
-        if args.command == "simulate":
-            return cmd_simulate(args)
-        if args.command == "estimate":
-            return cmd_estimate(args)
-        if args.command == "overhead":
-            return cmd_overhead(args)
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, one line printed)
+        return int(exc.code or 0)
+    try:
+        return COMMANDS[args.command](args)
     except DSIError as exc:
         print(f"dsi: error: {exc}", file=sys.stderr)
         return 2
-    return 1
+    except KeyboardInterrupt:
+        print("dsi: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -35,74 +35,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsi_core.errors import BackendError, DrafterError, InvalidInputError
+from dsi_core.config import ALGORITHMS, MAX_NEW_TOKENS_LIMIT, Config
+from dsi_core.errors import BackendError, DrafterError
+from dsi_core.events import (
+    Action,
+    Cancel,
+    DraftAborted,
+    DraftDone,
+    Event,
+    StartDraft,
+    StartTarget,
+    TargetAborted,
+    TargetDone,
+    TraceEvent,
+)
 from dsi_core.sampling import DecisionRule
 
-ALGORITHMS = ("dsi", "si", "nonsi")
-MAX_NEW_TOKENS_LIMIT = 1_000_000
-
-
-# ----------------------------------------------------------------------------- messages
-
-
-@dataclass(frozen=True)
-class StartDraft:
-    """Ask the drafter for the token at position ``len(context)`` given ``context``."""
-
-    request_id: int
-    epoch: int
-    context: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class StartTarget:
-    """Run the target on ``context``; return rows for positions ``lo .. len(context)``."""
-
-    task_id: int
-    epoch: int
-    context: tuple[int, ...]
-    lo: int
-    kind: str  # "chain" (zero drafts beyond the committed prefix) or "block"
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """Preempt a draft request or target task; the backend must still ack it."""
-
-    what: str  # "draft" or "target"
-    id: int
-
-
-@dataclass(frozen=True)
-class DraftDone:
-    request_id: int
-    q: Any = None  # the row the draft was (or is to be) sampled from; None = one-hot
-    token: int | None = None  # a token the drafter proposed itself (then q must contain it)
-
-
-@dataclass(frozen=True)
-class DraftAborted:
-    request_id: int
-
-
-@dataclass(frozen=True)
-class TargetDone:
-    task_id: int
-    rows: tuple[Any, ...]  # rows for positions lo .. len(context)
-
-
-@dataclass(frozen=True)
-class TargetAborted:
-    task_id: int
-
-
-@dataclass(frozen=True)
-class TraceEvent:
-    time: float
-    what: str  # draft_start, draft_done, task_start, task_done, preempt, stale, commit, ...
-    id: int = -1
-    pos: int = -1
-    detail: str = ""
+__all__ = [
+    "ALGORITHMS",
+    "MAX_NEW_TOKENS_LIMIT",
+    "Action",
+    "Cancel",
+    "Config",
+    "Coordinator",
+    "DraftAborted",
+    "DraftDone",
+    "Event",
+    "StartDraft",
+    "StartTarget",
+    "Stats",
+    "TargetAborted",
+    "TargetDone",
+    "TraceEvent",
+]
 
 
 @dataclass
@@ -136,40 +101,12 @@ class Stats:
         return d
 
 
-@dataclass(frozen=True)
-class Config:
-    algorithm: str = "dsi"
-    lookahead: int = 4
-    servers: int = 4
-    max_new_tokens: int = 64
-    eos_token_id: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise InvalidInputError(
-                f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}"
-            )
-        for name in ("lookahead", "servers", "max_new_tokens"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise InvalidInputError(f"{name} must be an int, got {v!r}")
-        if self.lookahead < 1:
-            raise InvalidInputError(f"lookahead must be >= 1, got {self.lookahead}")
-        if self.servers < 1:
-            raise InvalidInputError(f"servers must be >= 1, got {self.servers}")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            raise InvalidInputError(
-                f"max_new_tokens must be in [1, {MAX_NEW_TOKENS_LIMIT}], got {self.max_new_tokens}"
-            )
-
-
 @dataclass
 class _Task:
     id: int
     kind: str
     context_len: int  # L: rows for positions lo..L
     lo: int
-    epoch: int
     cancelled: bool = False
 
 
@@ -196,7 +133,7 @@ class Coordinator:
     def __post_init__(self) -> None:
         c = self.config
         self._speculative = c.algorithm != "nonsi"
-        self._servers = 1 if c.algorithm == "si" else c.servers
+        self._servers = c.effective_servers
         self._drafts: list[_Draft] = []
         self._rows: dict[int, Any] = {}
         self._tasks: dict[int, _Task] = {}
@@ -215,7 +152,7 @@ class Coordinator:
         """Number of committed tokens (= first undecided position)."""
         return len(self.committed)
 
-    def start(self, now: float = 0.0) -> list[Any]:
+    def start(self, now: float = 0.0) -> list[Action]:
         if self._started:
             raise RuntimeError("coordinator already started")
         self._started = True
@@ -223,14 +160,14 @@ class Coordinator:
         self._new_segment()
         return self._schedule()
 
-    def on_event(self, event: Any, now: float = 0.0) -> list[Any]:
+    def on_event(self, event: Event, now: float = 0.0) -> list[Action]:
         """Feed one backend event; returns the actions to execute, in order."""
         self._now = now
-        actions: list[Any] = []
+        actions: list[Action] = []
         if isinstance(event, DraftDone | DraftAborted):
-            self._on_draft(event, actions)
+            self._on_draft(event)
         elif isinstance(event, TargetDone | TargetAborted):
-            self._on_target(event, actions)
+            self._on_target(event)
         else:
             raise BackendError(f"unknown event {event!r}")
         if not self.done:
@@ -245,7 +182,7 @@ class Coordinator:
 
     # ---------------------------------------------------------------- events
 
-    def _on_draft(self, ev: Any, actions: list[Any]) -> None:
+    def _on_draft(self, ev: DraftDone | DraftAborted) -> None:
         entry = self._draft_req.pop(ev.request_id, None)
         if entry is None:
             raise BackendError(f"result for unknown draft request {ev.request_id}")
@@ -276,7 +213,7 @@ class Coordinator:
         self._drafts.append(_Draft(token, ev.q))
         self._log("draft_done", ev.request_id, pos, detail=str(token))
 
-    def _on_target(self, ev: Any, actions: list[Any]) -> None:
+    def _on_target(self, ev: TargetDone | TargetAborted) -> None:
         task = self._tasks.pop(ev.task_id, None)
         if task is None:
             raise BackendError(f"result for unknown target task {ev.task_id}")
@@ -299,7 +236,7 @@ class Coordinator:
 
     # ---------------------------------------------------------------- commit logic
 
-    def _advance(self, actions: list[Any]) -> None:
+    def _advance(self, actions: list[Action]) -> None:
         """Decide positions in order while their rows (and, if needed, drafts) are known."""
         cfg = self.config
         while not self.done:
@@ -335,7 +272,7 @@ class Coordinator:
         if self.done:
             self._cancel_all(actions)
 
-    def _new_segment(self, actions: list[Any] | None = None) -> None:
+    def _new_segment(self, actions: list[Action] | None = None) -> None:
         """Invalidate every draft, row and in-flight task; restart from the committed prefix."""
         if actions is not None:
             self._cancel_all(actions)
@@ -346,7 +283,7 @@ class Coordinator:
         # DSI's chain task covers the segment's first row; SI's first block does.
         self._verified_upto = self.n if self.config.algorithm == "dsi" else self.n - 1
 
-    def _cancel_all(self, actions: list[Any]) -> None:
+    def _cancel_all(self, actions: list[Action]) -> None:
         for task in self._tasks.values():
             self._cancel_task(task, actions)
         for rid, (epoch, cancelled) in list(self._draft_req.items()):
@@ -356,7 +293,7 @@ class Coordinator:
                 self._log("preempt", rid, detail="draft")
                 actions.append(Cancel("draft", rid))
 
-    def _cancel_task(self, task: _Task, actions: list[Any]) -> None:
+    def _cancel_task(self, task: _Task, actions: list[Action]) -> None:
         if task.cancelled:
             return
         task.cancelled = True
@@ -364,7 +301,7 @@ class Coordinator:
         self._log("preempt", task.id, task.context_len, detail=task.kind)
         actions.append(Cancel("target", task.id))
 
-    def _drop_useless(self, actions: list[Any]) -> None:
+    def _drop_useless(self, actions: list[Action]) -> None:
         """Preempt live tasks whose rows are all decided already."""
         for task in self._tasks.values():
             if not task.cancelled and task.context_len < self.n:
@@ -402,8 +339,8 @@ class Coordinator:
             return True
         return any(not t.cancelled and t.lo <= pos <= t.context_len for t in self._tasks.values())
 
-    def _schedule(self) -> list[Any]:
-        actions: list[Any] = []
+    def _schedule(self) -> list[Action]:
+        actions: list[Action] = []
         if self.done or not self._started:
             return actions
         cfg = self.config
@@ -433,7 +370,7 @@ class Coordinator:
             self._waiting = False
             kind, ctx_len, lo = task
             tid = self._new_id()
-            self._tasks[tid] = _Task(tid, kind, ctx_len, lo, self.epoch)
+            self._tasks[tid] = _Task(tid, kind, ctx_len, lo)
             if kind == "block":
                 self._verified_upto = ctx_len
                 self.stats.block_tasks += 1

@@ -6,7 +6,7 @@ a probability vector over the vocabulary: a float64 numpy array on the real path
 sequence of :class:`fractions.Fraction` in the exact tests. All rules below work on both; the
 only operations they apply to a uniform ``u`` are comparisons ``u < threshold``, so the exact
 test harness can substitute a symbolic uniform and enumerate every outcome with its exact
-probability (tests/unit/exact.py).
+probability (:mod:`dsi_core.testing.exact`).
 
 Rules for one position ``i`` with target row ``p``:
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from dsi_core.config import MODES
 from dsi_core.errors import DrafterError, InvalidDistributionError, InvalidInputError
 
-MODES = ("greedy", "rejection", "coupled")
 _MASK64 = (1 << 64) - 1
 
 Row = Any  # np.ndarray of float64 probabilities, or a sequence of Fractions (exact tests)
@@ -97,8 +97,17 @@ def _is_array(row: Row) -> bool:
     return isinstance(row, np.ndarray)
 
 
+SUM_TOLERANCE = 1e-6  # |sum(row) - 1| allowed for float rows (float64 sum); Fractions: exact
+
+
 def check_row(row: Row, what: str = "row") -> None:
-    """Raise InvalidDistributionError unless ``row`` is a finite, non-negative, non-zero vector."""
+    """Raise InvalidDistributionError unless ``row`` is a probability vector.
+
+    A probability vector here is non-empty, finite, non-negative and sums to 1: within
+    ``SUM_TOLERANCE`` for float rows (summed in float64), exactly for Fraction rows. Models that
+    return unnormalised scores declare ``row_kind = "logits"`` and :func:`to_probs` normalises
+    them; nothing normalises silently.
+    """
     if _is_array(row):
         if row.ndim != 1 or row.size == 0:
             raise InvalidDistributionError(f"{what} must be a non-empty 1-D vector")
@@ -106,20 +115,33 @@ def check_row(row: Row, what: str = "row") -> None:
             raise InvalidDistributionError(f"{what} contains NaN or inf")
         if row.min() < 0:
             raise InvalidDistributionError(f"{what} has a negative probability")
-        if not row.sum() > 0:
-            raise InvalidDistributionError(f"{what} sums to zero")
+        total = float(np.sum(row, dtype=np.float64))
+        if not abs(total - 1.0) <= SUM_TOLERANCE:
+            raise InvalidDistributionError(
+                f"{what} sums to {total!r}, not 1 (tolerance {SUM_TOLERANCE}): return "
+                "probabilities, or declare row_kind = 'logits'"
+            )
         return
     if len(row) == 0:
         raise InvalidDistributionError(f"{what} is empty")
-    total = 0
+    total: Any = 0
+    exact = True
     for x in row:
+        if isinstance(x, bool) or not isinstance(x, int | float | Fraction | np.number):
+            raise InvalidDistributionError(f"{what} has a non-numeric entry {x!r}")
         if x != x or x in (float("inf"), float("-inf")):
             raise InvalidDistributionError(f"{what} contains NaN or inf")
         if x < 0:
             raise InvalidDistributionError(f"{what} has a negative probability")
+        exact = exact and isinstance(x, (Fraction, int))
         total += x
-    if not total > 0:
-        raise InvalidDistributionError(f"{what} sums to zero")
+    if exact:
+        if total != 1:
+            raise InvalidDistributionError(f"{what} sums to {total}, not exactly 1")
+    elif not abs(float(total) - 1.0) <= SUM_TOLERANCE:
+        raise InvalidDistributionError(
+            f"{what} sums to {float(total)!r}, not 1 (tolerance {SUM_TOLERANCE})"
+        )
 
 
 def probs_from_logits(logits: Any, temperature: float = 1.0) -> np.ndarray:
@@ -142,6 +164,35 @@ def probs_from_logits(logits: Any, temperature: float = 1.0) -> np.ndarray:
         raise InvalidDistributionError("logits row is entirely -inf")
     e = np.exp(z - m)
     return e / e.sum()
+
+
+def temper(row: Row, temperature: float) -> Row:
+    """``row ** (1/T)`` renormalised (float64); the identity at ``T = 1`` (exact stays exact)."""
+    if temperature == 1:
+        return row
+    arr = np.asarray([float(x) for x in row], dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        z = np.log(arr) / float(temperature)
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def to_probs(raw: Row, kind: str, temperature: float = 1.0, what: str = "row") -> Row:
+    """The one place where model output becomes a decision row, temperature included.
+
+    ``kind`` is the model's ``row_kind``: ``"logits"`` (unnormalised scores: softmax of
+    ``z / T`` in float64) or ``"probs"`` (a probability vector, checked by :func:`check_row`,
+    then tempered as ``p ** (1/T)`` renormalised). Greedy runs pass ``T = 1``.
+    """
+    if kind == "logits":
+        try:
+            return probs_from_logits(raw, temperature)
+        except InvalidDistributionError as exc:
+            raise InvalidDistributionError(f"{what}: {exc}") from None
+    if kind != "probs":
+        raise InvalidInputError(f"row_kind must be 'logits' or 'probs', got {kind!r}")
+    check_row(raw, what)
+    return temper(raw, temperature)
 
 
 def argmax(row: Row) -> int:
@@ -222,7 +273,7 @@ class DecisionRule:
 
     def draft_token(self, pos: int, q: Row) -> int:
         """The drafter's token at ``pos`` drawn from its row ``q`` with this mode's noise."""
-        check_row(q, "drafter row q")
+        check_row(q, f"drafter row q at position {pos}")
         if self.mode == "greedy":
             return argmax(q)
         if self.mode == "coupled":
@@ -236,9 +287,9 @@ class DecisionRule:
 
         Returns ``(token, accepted)``; ``accepted`` is None when there was no draft.
         """
-        check_row(p, "target row p")
+        check_row(p, f"target row p at position {pos}")
         if q is not None:
-            check_row(q, "drafter row q")
+            check_row(q, f"drafter row q at position {pos}")
             if len(q) != len(p):
                 raise DrafterError(f"drafter row has {len(q)} entries, target row {len(p)}")
         if draft is not None and not 0 <= draft < len(p):

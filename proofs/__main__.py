@@ -9,6 +9,7 @@ included), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import textwrap
 import time
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m proofs", description=__doc__)
     parser.add_argument("--only", help="check only this family (e.g. lossless, latency)")
     parser.add_argument("--name", help="check only theorems whose name contains this")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args(argv)
     theorems = all_theorems()
     if args.only:
@@ -69,8 +71,34 @@ def main(argv: list[str] | None = None) -> int:
     for th in theorems:
         res = check(th)
         results.append(res)
-        print(_report(res), flush=True)
+        if not args.json:
+            print(_report(res), flush=True)
     total = time.perf_counter() - start
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "theorems": [
+                        {
+                            "name": f"{r.theorem.family}/{r.theorem.name}",
+                            "claim": r.theorem.claim,
+                            "hypotheses": r.theorem.hypotheses,
+                            "expected": r.theorem.expected,
+                            "result": r.status,
+                            "ok": r.ok,
+                            "seconds": r.seconds,
+                            "witness": r.witness,
+                        }
+                        for r in results
+                    ],
+                    "passed": len(results) - len(failed),
+                    "total": len(results),
+                    "seconds": total,
+                }
+            )
+        )
+        return 1 if failed else 0
     print()
     header = f"{'theorem':<44} {'expected':<15} {'result':<15} {'ok':<4} {'seconds':>7}"
     print(header)
@@ -81,7 +109,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<44} {res.theorem.expected:<15} {res.status:<15} "
             f"{'yes' if res.ok else 'NO':<4} {res.seconds:7.2f}"
         )
-    failed = [r for r in results if not r.ok]
     print(f"\n{len(results) - len(failed)}/{len(results)} as expected, total {total:.1f} s")
     return 1 if failed else 0
 

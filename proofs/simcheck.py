@@ -2,7 +2,8 @@
 
 The target's greedy token at new position `i` is `y(i)` whatever the context, and the drafter
 proposes `y(i)` iff `a[i] = 1`, so the run realises acceptance pattern `a` exactly (the same
-construction as tests/property/test_latency_differential.py). Unlike the evaluators of
+construction as tests/property/test_latency_differential.py: both use
+`dsi_core.testing.replay.replay_pattern`, the one replay helper). Unlike the evaluators of
 `latency_model`, the simulator enforces the server limit `S`: a due task waits (FIFO) while all
 `S` servers are busy.
 """
@@ -13,47 +14,10 @@ from collections.abc import Sequence
 from fractions import Fraction
 from numbers import Rational
 
-from dsi_core.backends.simulated import SimulatedBackend
-from dsi_core.coordinator import Config, Coordinator, TraceEvent
-from dsi_core.models.base import Proposal
-from dsi_core.sampling import DecisionRule, KeyedNoise
+from dsi_core.coordinator import Coordinator, TraceEvent
+from dsi_core.testing.replay import replay_pattern
 
 __all__ = ["SimRun", "simulate"]
-
-_V = 3
-_PROMPT = [0]
-
-
-def _y(pos: int) -> int:
-    return (pos * 7 + 1) % _V
-
-
-class _Target:
-    vocab_size = _V
-    max_context = None
-
-    def new_state(self) -> None:
-        return None
-
-    def rows(self, state, tokens, start, temperature=1.0):  # noqa: ANN001
-        return [
-            tuple(float(j == _y(pos - len(_PROMPT))) for j in range(_V))
-            for pos in range(start, len(tokens) + 1)
-        ]
-
-
-class _Drafter:
-    vocab_size = _V
-
-    def __init__(self, a: Sequence[int]) -> None:
-        self.a = list(a)
-
-    def new_state(self) -> None:
-        return None
-
-    def propose(self, state, tokens, temperature=1.0):  # noqa: ANN001
-        i = len(tokens) - len(_PROMPT)
-        return Proposal(token=_y(i) if self.a[i] else (_y(i) + 1) % _V)
 
 
 class SimRun:
@@ -70,10 +34,5 @@ def simulate(
     algorithm: str, a: Sequence[int], t: Rational, c: Rational, k: int, servers: int = 64
 ) -> SimRun:
     """Runs `algorithm` ("dsi", "si", "nonsi") on pattern `a` with `servers` target servers."""
-    coord = Coordinator(
-        Config(algorithm, k, servers, len(a)), DecisionRule("greedy", KeyedNoise(0))
-    )
-    end = SimulatedBackend(Fraction(t), Fraction(c)).run(coord, _Target(), _Drafter(a), _PROMPT)
-    if coord.committed != [_y(i) for i in range(len(a))]:
-        raise AssertionError("the simulated run committed the wrong tokens")
+    end, coord = replay_pattern(algorithm, a, k, servers, Fraction(t), Fraction(c))
     return SimRun(end, coord)

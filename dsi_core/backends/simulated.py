@@ -19,17 +19,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from dsi_core.coordinator import (
-    Cancel,
-    Coordinator,
-    DraftAborted,
-    DraftDone,
-    StartDraft,
-    StartTarget,
-    TargetAborted,
-    TargetDone,
-)
+from dsi_core.backends.worker import compute_draft, compute_target
+from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
+from dsi_core.events import Cancel, DraftAborted, StartDraft, StartTarget, TargetAborted
 
 
 @dataclass
@@ -37,7 +30,6 @@ class Job:
     kind: str  # "draft" or "target"
     id: int
     action: Any
-    start: Any
     finish: Any
     seq: int
     cancelled: bool = field(default=False)
@@ -139,7 +131,7 @@ class SimulatedBackend:
                         kind, ident, lat = "target", a.task_id, self.target_latency
                     seq += 1
                     finish = self.now + self._latency(lat, a)
-                    jobs.append(Job(kind, ident, a, self.now, finish, seq))
+                    jobs.append(Job(kind, ident, a, finish, seq))
                     busy = sum(1 for j in jobs if j.kind == kind)
                     self.max_in_flight[kind] = max(self.max_in_flight[kind], busy)
                 elif isinstance(a, Cancel):
@@ -184,9 +176,6 @@ class SimulatedBackend:
         self, job: Job, model: Any, state: Any, prompt: list[int], temperature: float
     ) -> Any:
         """Compute the event a finished job delivers (tests override this to poison stale jobs)."""
-        a = job.action
         if job.kind == "draft":
-            prop = model.propose(state, prompt + list(a.context), temperature)
-            return DraftDone(a.request_id, prop.q, prop.token)
-        rows = model.rows(state, prompt + list(a.context), len(prompt) + a.lo, temperature)
-        return TargetDone(a.task_id, tuple(rows))
+            return compute_draft(model, state, prompt, job.action, temperature)
+        return compute_target(model, state, prompt, job.action, temperature)

@@ -16,17 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dsi_core.coordinator import (
+from dsi_core.backends.worker import compute_draft, compute_target
+from dsi_core.coordinator import Coordinator
+from dsi_core.errors import BackendError
+from dsi_core.events import (
     Cancel,
-    Coordinator,
     DraftAborted,
-    DraftDone,
     StartDraft,
     StartTarget,
     TargetAborted,
     TargetDone,
 )
-from dsi_core.errors import BackendError
 
 
 @dataclass
@@ -95,13 +95,10 @@ class ThreadsBackend:
         self._cancelled = set()
 
         def do_draft(w: _Worker, a: StartDraft) -> Any:
-            prop = w.model.propose(w.state, prompt + list(a.context), temperature)
-            return DraftDone(a.request_id, prop.q, prop.token)
+            return compute_draft(w.model, w.state, prompt, a, temperature)
 
         def do_target(w: _Worker, a: StartTarget) -> Any:
-            tokens = prompt + list(a.context)
-            rows = w.model.rows(w.state, tokens, len(prompt) + a.lo, temperature)
-            return TargetDone(a.task_id, tuple(rows))
+            return compute_target(w.model, w.state, prompt, a, temperature)
 
         servers = [_Worker(f"target-{i}", self, target, do_target) for i in range(self.servers)]
         draft_worker = _Worker("drafter", self, drafter, do_draft) if drafter is not None else None

@@ -1,7 +1,9 @@
-"""Model protocol, adapters (Hugging Face, prompt lookup, toy tables) and the default model."""
+"""Model adapters and drafters: the protocols, Hugging Face, prompt lookup, derived drafters.
+
+Test models (toy probability tables, synthetic patterns) live in :mod:`dsi_core.testing`.
+"""
 
 from dsi_core.models.base import DrafterModel, Proposal, TargetModel
 from dsi_core.models.lookup import LookupDrafter
-from dsi_core.models.toy import ToyModel
 
-__all__ = ["DrafterModel", "LookupDrafter", "Proposal", "TargetModel", "ToyModel"]
+__all__ = ["DrafterModel", "LookupDrafter", "Proposal", "TargetModel"]

@@ -1,8 +1,11 @@
 """The model protocols the backends call, and the drafter's proposal record.
 
-A *target* returns probability rows (temperature applied) for a range of positions of one
-token sequence; a *drafter* proposes the next token's row ``q`` (or a token of its own, with
-``q = None`` meaning a one-hot at that token). Each backend worker owns one ``state`` per model
+A *target* returns raw rows for a range of positions of one token sequence; a *drafter*
+proposes the next token's raw row ``q`` (or a token of its own, with ``q = None`` meaning a
+one-hot at that token). A model's ``row_kind`` says what its rows are: ``"logits"``
+(unnormalised scores, e.g. a Hugging Face LM) or ``"probs"`` (probability vectors that sum to
+1; the default). Models never apply temperature: :func:`dsi_core.sampling.to_probs` turns raw
+rows into decision rows in one place. Each backend worker owns one ``state`` per model
 (from ``new_state()``), where a model may keep a KV cache; the model must reuse the longest
 common prefix between the cached tokens and the new sequence and recompute the rest.
 """
@@ -11,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+RowKind = Literal["logits", "probs"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,8 @@ class TargetModel(Protocol):
 
     def new_state(self) -> Any: ...
 
-    def rows(self, state: Any, tokens: Sequence[int], start: int, temperature: float) -> list:
-        """Rows ``p(. | tokens[:j])`` for ``j = start .. len(tokens)`` (``1 <= start``)."""
+    def rows(self, state: Any, tokens: Sequence[int], start: int) -> Sequence[Any]:
+        """Raw rows of ``p(. | tokens[:j])`` for ``j = start .. len(tokens)`` (``1 <= start``)."""
         ...
 
 
@@ -49,4 +54,4 @@ class DrafterModel(Protocol):
 
     def new_state(self) -> Any: ...
 
-    def propose(self, state: Any, tokens: Sequence[int], temperature: float) -> Proposal: ...
+    def propose(self, state: Any, tokens: Sequence[int]) -> Proposal: ...

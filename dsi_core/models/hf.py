@@ -19,7 +19,6 @@ import numpy as np
 
 from dsi_core.errors import ModelNotFoundError
 from dsi_core.models.base import Proposal
-from dsi_core.sampling import probs_from_logits
 
 
 def crop_cache(cache: Any, keep: int) -> Any:
@@ -46,7 +45,9 @@ class _State:
 
 
 class HFModel:
-    """Wraps a causal LM (and optionally its tokenizer) for dsi_core."""
+    """Wraps a causal LM (and optionally its tokenizer) for dsi_core; rows are logits."""
+
+    row_kind = "logits"
 
     def __init__(self, model: Any, tokenizer: Any = None, name: str | None = None) -> None:
         import torch
@@ -64,7 +65,6 @@ class HFModel:
         if tokenizer is not None and tokenizer.eos_token_id is not None:
             eos = tokenizer.eos_token_id
         self.eos_token_id = eos[0] if isinstance(eos, list) else eos
-        self.forwards = 0
         params = inspect.signature(model.forward).parameters
         # transformers 5.x names the KV cache argument ``cache``; 4.x ``past_key_values``
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -116,7 +116,6 @@ class HFModel:
             kwargs[self._keep_kw] = n_rows  # only the rows we need go through the LM head
         with torch.inference_mode():
             out = self.model(input_ids=ids, **kwargs)
-        self.forwards += 1
         cache = getattr(out, "cache", None)
         state.cache = cache if cache is not None else out.past_key_values
         state.tokens = tokens
@@ -125,12 +124,12 @@ class HFModel:
             raise RuntimeError(f"model returned {logits.shape[0]} logits rows, need {n_rows}")
         return logits.float().cpu().numpy()
 
-    def rows(self, state: _State, tokens: Sequence[int], start: int, temperature: float = 1.0):
-        return [probs_from_logits(z, temperature) for z in self.logits(state, tokens, start)]
+    def rows(self, state: _State, tokens: Sequence[int], start: int) -> list[np.ndarray]:
+        """Logits rows (``row_kind = "logits"``); temperature is applied by the caller."""
+        return list(self.logits(state, tokens, start))
 
-    def propose(self, state: _State, tokens: Sequence[int], temperature: float = 1.0) -> Proposal:
-        z = self.logits(state, tokens, len(tokens))[-1]
-        return Proposal(q=probs_from_logits(z, temperature))
+    def propose(self, state: _State, tokens: Sequence[int]) -> Proposal:
+        return Proposal(q=self.logits(state, tokens, len(tokens))[-1])
 
 
 def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2, hidden: int = 32) -> HFModel:

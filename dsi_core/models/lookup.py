@@ -29,7 +29,7 @@ class LookupDrafter:
     def new_state(self) -> Any:
         return None
 
-    def propose(self, state: Any, tokens: Sequence[int], temperature: float = 1.0) -> Proposal:
+    def propose(self, state: Any, tokens: Sequence[int]) -> Proposal:
         toks = list(tokens)
         n = len(toks)
         for g in range(min(self.max_ngram, n - 1), self.min_ngram - 1, -1):

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from dsi_core.backends.simulated import SimulatedBackend
 from dsi_core.coordinator import Config, Coordinator, DraftDone, TargetDone
 from dsi_core.models.lookup import LookupDrafter
-from dsi_core.models.toy import ToyModel, adversarial_drafter, random_table_model
 from dsi_core.sampling import DecisionRule, KeyedNoise
+from dsi_core.testing.toy import ToyModel, adversarial_drafter, random_table_model
 
 POISON = 0  # token 0 has probability 0 under every target built below
 

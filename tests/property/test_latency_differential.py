@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from dsi_core.backends.simulated import SimulatedBackend
 from dsi_core.coordinator import Config, Coordinator
-from dsi_core.models.synthetic import PatternDrafter, PatternTarget, y
 from dsi_core.sampling import DecisionRule, KeyedNoise
+from dsi_core.testing.synthetic import PatternDrafter, PatternTarget, y
 from proofs.latency_model import dsi_latency, nonsi_latency, si_latency
 
 PROMPT = [0]

@@ -24,7 +24,7 @@ import dsi_core.sampling as sampling
 from dsi_core.backends.simulated import SimulatedBackend
 from dsi_core.coordinator import Config, Coordinator
 from dsi_core.models.hf import tiny_llama
-from dsi_core.sampling import DecisionRule, KeyedNoise
+from dsi_core.sampling import DecisionRule, KeyedNoise, to_probs
 
 ALPHA = 1e-4
 N_RUNS = 3000
@@ -39,21 +39,22 @@ class Memo:
     def __init__(self, model):
         self.model = model
         self.vocab_size = model.vocab_size
+        self.row_kind = model.row_kind
         self.memo = {}
 
     def new_state(self):
         return None
 
-    def rows(self, state, tokens, start, temperature=1.0):
+    def rows(self, state, tokens, start):
         key = ("rows", tuple(tokens), start)
         if key not in self.memo:
-            self.memo[key] = self.model.rows(self.model.new_state(), tokens, start, temperature)
+            self.memo[key] = self.model.rows(self.model.new_state(), tokens, start)
         return self.memo[key]
 
-    def propose(self, state, tokens, temperature=1.0):
+    def propose(self, state, tokens):
         key = ("propose", tuple(tokens))
         if key not in self.memo:
-            self.memo[key] = self.model.propose(self.model.new_state(), tokens, temperature)
+            self.memo[key] = self.model.propose(self.model.new_state(), tokens)
         return self.memo[key]
 
 
@@ -64,9 +65,9 @@ def models():
 
 def exact_law(target):
     law = {}
-    p0 = target.rows(None, PROMPT, len(PROMPT))[0]
+    p0 = to_probs(target.rows(None, PROMPT, len(PROMPT))[0], target.row_kind)
     for a in range(V):
-        p1 = target.rows(None, PROMPT + [a], len(PROMPT) + 1)[0]
+        p1 = to_probs(target.rows(None, PROMPT + [a], len(PROMPT) + 1)[0], target.row_kind)
         for b in range(V):
             law[(a, b)] = p0[a] * p1[b]
     return law

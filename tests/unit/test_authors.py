@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from dsi_core.authors import authors_dsi, authors_si
+from dsi_core.experiments.authors import authors_dsi, authors_si
 from proofs.latency_model import dsi_latency
 
 

@@ -20,7 +20,7 @@ from dsi_core.errors import (
     VocabularyMismatchError,
 )
 from dsi_core.models.base import Proposal
-from dsi_core.models.toy import ToyModel, random_table_model
+from dsi_core.testing.toy import ToyModel, random_table_model
 
 TARGET = random_table_model(4, 1)
 DRAFTER = random_table_model(4, 2)
@@ -109,7 +109,7 @@ class ZeroQDrafter:
     def new_state(self):
         return None
 
-    def propose(self, state, tokens, temperature=1.0):
+    def propose(self, state, tokens):
         return Proposal(q=np.array([0.0, 0.5, 0.5, 0.0]), token=3)
 
 
@@ -147,11 +147,11 @@ class Exploding(ToyModel):
             if self.calls > self.after:
                 raise RuntimeError("model blew up")
 
-    def rows(self, state, tokens, start, temperature=1.0):
+    def rows(self, state, tokens, start):
         self._tick()
         return [self.row(tokens[:j]) for j in range(start, len(tokens) + 1)]
 
-    def propose(self, state, tokens, temperature=1.0):
+    def propose(self, state, tokens):
         self._tick()
         return Proposal(q=self.row(tokens))
 

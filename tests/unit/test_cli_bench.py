@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dsi_core.bench import Row, coordinator_overhead, format_bench
 from dsi_core.cli import main
+from dsi_core.experiments.bench import Row, coordinator_overhead, format_bench
 
 
 def test_overhead_reports_every_mode_and_drafter():
@@ -33,7 +33,7 @@ def test_cli_overhead_and_bad_bench_args(capsys):
 
 
 def test_emulated_bench_replays_runs_through_the_simulator():
-    from dsi_core.emulate import bench_emulated, format_emulated
+    from dsi_core.experiments.emulate import bench_emulated, format_emulated
 
     rows = bench_emulated(
         0.004, 0.001, 0.7, [("si", 2, 1), ("dsi", 2, 3)], n_tokens=12, repeats=1, progress=False
@@ -52,8 +52,8 @@ def test_cli_emulated_bad_args():
 
 
 def test_replay_table_predicts_nonsi_exactly():
-    from dsi_core.bench import replay_table
-    from dsi_core.estimate import PairProfile
+    from dsi_core.experiments.bench import replay_table
+    from dsi_core.experiments.estimate import PairProfile
 
     prof = PairProfile(0.1, 0.05, {1: 0.05, 2: 0.07}, 0.01, [[1, 0, 1, 1]], ["p"], [0.1])
     rows = [Row("-", "nonsi", 1, 1, [0.5], 4, 0.0, 4.0), Row("x", "dsi", 2, 3, [0.4], 4, 0.5, 3)]

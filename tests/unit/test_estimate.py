@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dsi_core.estimate import estimate_table, predict, profile_pair
+from dsi_core.experiments.estimate import estimate_table, predict, profile_pair
 from dsi_core.models.hf import tiny_llama
 from dsi_core.models.lookup import LookupDrafter
 

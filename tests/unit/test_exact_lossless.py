@@ -1,7 +1,7 @@
 """Exact losslessness: SI and DSI in rejection mode emit exactly the target's distribution.
 
 For vocabularies 2-4 and up to 3 new tokens, every outcome of the keyed uniforms is enumerated
-(:mod:`dsi_core.exact`) through the real coordinator on the simulated backend, for many
+(:mod:`dsi_core.testing.exact`) through the real coordinator on the simulated backend, for many
 completion orders (time-based with fast and slow drafters, FIFO, LIFO, all targets first, all
 drafts first, random, and failed cancellations that deliver stale results), lookaheads, server
 counts and drafters (random, always-wrong, perfect). The law of the output is compared with
@@ -19,9 +19,9 @@ import pytest
 import dsi_core.sampling as sampling
 from dsi_core.backends.simulated import SimulatedBackend
 from dsi_core.coordinator import Config, Coordinator
-from dsi_core.exact import Enumerator, grid_size, target_distribution
-from dsi_core.models.toy import adversarial_drafter, random_table_model
 from dsi_core.sampling import DecisionRule
+from dsi_core.testing.exact import Enumerator, grid_size, target_distribution
+from dsi_core.testing.toy import adversarial_drafter, random_table_model
 
 PROMPT = [0]
 SCHEDULES = [

@@ -6,8 +6,8 @@ import csv
 from fractions import Fraction
 
 from dsi_core.cli import main
-from dsi_core.models.synthetic import iid_pattern
-from dsi_core.simulate import PANELS, run_grid, simulate_cell, summary, write_csv
+from dsi_core.experiments.simulate import PANELS, run_grid, simulate_cell, summary, write_csv
+from dsi_core.testing.synthetic import iid_pattern
 from proofs.latency_model import dsi_latency, si_latency
 
 

@@ -10,7 +10,7 @@ import pytest
 import dsi_core.models.smollm2 as smollm2
 from dsi_core import generate
 from dsi_core.errors import ModelNotFoundError
-from dsi_core.models.toy import ToyModel, random_table_model
+from dsi_core.testing.toy import ToyModel, random_table_model
 
 
 class Jittery(ToyModel):
@@ -20,13 +20,13 @@ class Jittery(ToyModel):
         super().__init__(base.vocab_size, base.fn, "jittery")
         self.rng = random.Random(seed)
 
-    def rows(self, state, tokens, start, temperature=1.0):
+    def rows(self, state, tokens, start):
         time.sleep(self.rng.random() * 0.003)
-        return super().rows(state, tokens, start, temperature)
+        return super().rows(state, tokens, start)
 
-    def propose(self, state, tokens, temperature=1.0):
+    def propose(self, state, tokens):
         time.sleep(self.rng.random() * 0.002)
-        return super().propose(state, tokens, temperature)
+        return super().propose(state, tokens)
 
 
 @pytest.mark.parametrize("mode", ["greedy", "rejection", "coupled"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from dsi_core import generate
-from dsi_core.models.toy import random_table_model
-from dsi_core.timeline import plot_timeline, spans
+from dsi_core.experiments.timeline import plot_timeline, spans
+from dsi_core.testing.toy import random_table_model
 
 
 def test_spans_cover_every_task_with_an_outcome(tmp_path):

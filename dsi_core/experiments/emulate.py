@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from dsi_core.models.synthetic import PatternDrafter, PatternTarget, iid_pattern
+from dsi_core.testing.synthetic import PatternDrafter, PatternTarget, iid_pattern
 
 
 class SleepyTarget(PatternTarget):
@@ -25,9 +25,9 @@ class SleepyTarget(PatternTarget):
         super().__init__(1)
         self.t = t
 
-    def rows(self, state: Any, tokens: Any, start: int, temperature: float = 1.0):
+    def rows(self, state: Any, tokens: Any, start: int) -> list[Any]:
         time.sleep(self.t)
-        return super().rows(state, tokens, start, temperature)
+        return super().rows(state, tokens, start)
 
 
 class SleepyDrafter(PatternDrafter):
@@ -35,9 +35,9 @@ class SleepyDrafter(PatternDrafter):
         super().__init__(a, 1)
         self.c = c
 
-    def propose(self, state: Any, tokens: Any, temperature: float = 1.0):
+    def propose(self, state: Any, tokens: Any) -> Any:
         time.sleep(self.c)
-        return super().propose(state, tokens, temperature)
+        return super().propose(state, tokens)
 
 
 @dataclass
@@ -57,6 +57,20 @@ class EmuRow:
     def ratio(self, which: str = "rtc") -> float:
         pred = self.predicted_rtc if which == "rtc" else self.predicted_ideal
         return statistics.median(m / p for m, p in zip(self.measured, pred, strict=True))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm,
+            "lookahead": self.lookahead,
+            "servers": self.servers,
+            "measured_s": self.measured,
+            "predicted_ideal_s": self.predicted_ideal,
+            "predicted_rtc_s": self.predicted_rtc,
+            "median_s": self.median,
+            "meas_over_ideal": self.ratio("ideal"),
+            "meas_over_rtc": self.ratio("rtc"),
+            "tasks": self.tasks,
+        }
 
     def overhead_per_task_ms(self) -> float:
         per = [
@@ -79,7 +93,7 @@ def _run(
     from dsi_core.backends.threads import ThreadsBackend
     from dsi_core.coordinator import Config, Coordinator
     from dsi_core.sampling import DecisionRule, KeyedNoise
-    from dsi_core.simulate import replay_pattern
+    from dsi_core.testing.replay import replay_pattern
 
     servers = 1 if algorithm == "si" else s
     if backend == "threads":

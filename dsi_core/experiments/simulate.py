@@ -1,7 +1,7 @@
 """``dsi simulate``: the paper's Figure 1 on the simulated backend (real coordinator).
 
 For each cell (drafter latency ``c/t``, acceptance rate ``a``) and seed, an i.i.d. acceptance
-pattern of ``n_tokens`` is drawn (synthetic models, :mod:`dsi_core.models.synthetic`); non-SI,
+pattern of ``n_tokens`` is drawn (synthetic models, :mod:`dsi_core.testing.synthetic`); non-SI,
 SI with every lookahead and DSI with every lookahead (``servers`` target servers, tasks wait
 when all are busy) run on the virtual clock. Each algorithm takes its own best lookahead (by
 mean latency over the seeds). Two SI variants: *restricted* to the lookaheads DSI can afford
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from dsi_core.testing.replay import replay_pattern
 
 PANELS = ("si_vs_nonsi", "dsi_vs_si", "dsi_vs_nonsi", "dsi_vs_best")
 
@@ -74,40 +76,14 @@ class Cell:
         }
 
 
-def replay_pattern(
-    algorithm: str,
-    pattern: Sequence[int],
-    k: int,
-    servers: int,
-    target_latency: Any,
-    draft_latency: Any,
-    cancellation: str = "instant",
-) -> tuple[Any, Any]:
-    """Run the coordinator on the simulated backend with synthetic models realising ``pattern``.
-
-    Returns ``(virtual end time, coordinator)``; latencies as for :class:`SimulatedBackend`.
-    """
-    from dsi_core.backends.simulated import SimulatedBackend
-    from dsi_core.coordinator import Config, Coordinator
-    from dsi_core.models.synthetic import PatternDrafter, PatternTarget
-    from dsi_core.sampling import DecisionRule, KeyedNoise
-
-    coord = Coordinator(
-        Config(algorithm, k, servers, len(pattern)), DecisionRule("greedy", KeyedNoise(0))
-    )
-    drafter = PatternDrafter(pattern, 1) if algorithm != "nonsi" else None
-    backend = SimulatedBackend(target_latency, draft_latency, cancellation=cancellation)
-    return backend.run(coord, PatternTarget(1), drafter, [0]), coord
-
-
 def run_one(algorithm: str, pattern: Sequence[int], c: float, k: int, servers: int) -> Any:
     end, coord = replay_pattern(algorithm, pattern, k, servers, 1.0, c)
     return float(end), coord.stats.task_waits > 0
 
 
 def simulate_cell(args: tuple) -> Cell:
-    from dsi_core.authors import authors_dsi, authors_si
-    from dsi_core.models.synthetic import iid_pattern
+    from dsi_core.experiments.authors import authors_dsi, authors_si
+    from dsi_core.testing.synthetic import iid_pattern
 
     c, a, lookaheads, servers, n_tokens, seeds = args
     si = dict.fromkeys(lookaheads, 0.0)
@@ -161,6 +137,26 @@ AUTHORS_PANELS = (
     "authors_dsi_vs_nonsi",
     "ours_vs_authors_dsi",
 )
+
+
+def summary_dict(cells: list[Cell]) -> dict[str, dict[str, float]]:
+    """``{variant/panel: {min, median, max, cells_below_1}}`` (the numbers of :func:`summary`)."""
+    out: dict[str, dict[str, float]] = {}
+    groups: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = []
+    if cells and cells[0].authors_dsi is not None:
+        groups.append(("authors", [c.authors_panels() for c in cells], AUTHORS_PANELS))
+    for variant in ("restricted", "free"):
+        groups.append((variant, [c.panels(variant) for c in cells], PANELS))
+    for variant, vals, panels in groups:
+        for p in panels:
+            xs = [v[p] for v in vals]
+            out[f"{variant}/{p}"] = {
+                "min": min(xs),
+                "median": statistics.median(xs),
+                "max": max(xs),
+                "cells_below_1": sum(x < 1 - 1e-12 for x in xs),
+            }
+    return out
 
 
 def summary(cells: list[Cell]) -> str:

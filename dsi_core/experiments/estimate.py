@@ -100,7 +100,7 @@ def profile_pair(
         pattern = []
         for i, tok in enumerate(cont):
             t0 = time.perf_counter()
-            prop = drafter.propose(dst, list(ids) + cont[:i], 1.0)
+            prop = drafter.propose(dst, list(ids) + cont[:i])
             draft.append(time.perf_counter() - t0)
             guess = prop.token if prop.token is not None else int(prop.q.argmax())
             pattern.append(int(guess == tok))
@@ -122,7 +122,7 @@ def profile_pair(
 
 def predict(profile: PairProfile, algorithm: str, k: int, servers: int) -> tuple[float, bool]:
     """Total predicted latency over the prompts (after the prefill), and whether a task waited."""
-    from dsi_core.simulate import replay_pattern
+    from dsi_core.testing.replay import replay_pattern
 
     total, waited = 0.0, False
     for pattern in profile.patterns:
@@ -139,23 +139,16 @@ def predict(profile: PairProfile, algorithm: str, k: int, servers: int) -> tuple
     return total, waited
 
 
-def estimate_table(profile: PairProfile, lookaheads: list[int], max_servers: int) -> str:
+def estimate_data(profile: PairProfile, lookaheads: list[int], max_servers: int) -> dict:
+    """Predictions per (algorithm, k, S) and the recommendation, as plain data."""
     nonsi, _ = predict(profile, "nonsi", 1, 1)
-    lines = [
-        f"target: prefill {profile.prefill_s * 1e3:.1f} ms, decode {profile.decode_s * 1e3:.1f} "
-        "ms/token, forward computing r rows: "
-        + ", ".join(f"r={r}: {v * 1e3:.1f} ms" for r, v in sorted(profile.rows_cost_s.items())),
-        f"drafter: {profile.draft_s * 1e3:.2f} ms/token; acceptance (greedy, per position, "
-        f"{sum(len(p) for p in profile.patterns)} positions): {profile.acceptance:.3f}",
-        f"predicted decode time over {len(profile.patterns)} prompts (prefill excluded), one "
-        "device per target server:",
-        f"{'algorithm':<8}{'k':>3}{'S':>4}{'predicted s':>13}{'vs non-SI':>11}{'note':>20}",
-        f"{'nonsi':<8}{'':>3}{1:>4}{nonsi:>13.3f}{1.0:>11.2f}",
+    rows: list[dict[str, Any]] = [
+        {"algorithm": "nonsi", "lookahead": None, "servers": 1, "predicted_s": nonsi}
     ]
     best = ("nonsi", 1, 1, nonsi)
     for k in lookaheads:
         si, _ = predict(profile, "si", k, 1)
-        lines.append(f"{'si':<8}{k:>3}{1:>4}{si:>13.3f}{nonsi / si:>11.2f}")
+        rows.append({"algorithm": "si", "lookahead": k, "servers": 1, "predicted_s": si})
         if si < best[3]:
             best = ("si", k, 1, si)
         needed = None
@@ -164,13 +157,64 @@ def estimate_table(profile: PairProfile, lookaheads: list[int], max_servers: int
             if not waited and needed is None:
                 needed = s
             if s == max_servers or not waited:
-                note = f"needed S = {needed}" if needed else f"waits even at S={s}"
-                lines.append(f"{'dsi':<8}{k:>3}{s:>4}{d:>13.3f}{nonsi / d:>11.2f}{note:>20}")
+                rows.append(
+                    {
+                        "algorithm": "dsi",
+                        "lookahead": k,
+                        "servers": s,
+                        "predicted_s": d,
+                        "needed_servers": needed,
+                    }
+                )
                 if d < best[3]:
                     best = ("dsi", k, s, d)
                 break
+    for r in rows:
+        r["vs_nonsi"] = nonsi / r["predicted_s"]
     alg, k, s, v = best
+    return {
+        "prefill_s": profile.prefill_s,
+        "decode_s": profile.decode_s,
+        "rows_cost_s": {str(r): v for r, v in sorted(profile.rows_cost_s.items())},
+        "draft_s": profile.draft_s,
+        "acceptance": profile.acceptance,
+        "positions": sum(len(p) for p in profile.patterns),
+        "prompts": len(profile.patterns),
+        "predictions": rows,
+        "recommended": {"algorithm": alg, "lookahead": k, "servers": s, "vs_nonsi": nonsi / v},
+    }
+
+
+def format_estimate(data: dict) -> str:
+    """:func:`estimate_data` as the text table ``dsi estimate`` prints."""
+    lines = [
+        f"target: prefill {data['prefill_s'] * 1e3:.1f} ms, decode {data['decode_s'] * 1e3:.1f} "
+        "ms/token, forward computing r rows: "
+        + ", ".join(f"r={r}: {v * 1e3:.1f} ms" for r, v in data["rows_cost_s"].items()),
+        f"drafter: {data['draft_s'] * 1e3:.2f} ms/token; acceptance (greedy, per position, "
+        f"{data['positions']} positions): {data['acceptance']:.3f}",
+        f"predicted decode time over {data['prompts']} prompts (prefill excluded), one "
+        "device per target server:",
+        f"{'algorithm':<8}{'k':>3}{'S':>4}{'predicted s':>13}{'vs non-SI':>11}{'note':>20}",
+    ]
+    for r in data["predictions"]:
+        k = "" if r["lookahead"] is None else r["lookahead"]
+        note = ""
+        if r["algorithm"] == "dsi":
+            n = r["needed_servers"]
+            note = f"needed S = {n}" if n else f"waits even at S={r['servers']}"
+        lines.append(
+            f"{r['algorithm']:<8}{k:>3}{r['servers']:>4}{r['predicted_s']:>13.3f}"
+            f"{r['vs_nonsi']:>11.2f}{note:>20}"
+        )
+    rec = data["recommended"]
     lines.append(
-        f"recommended: {alg} k={k} S={s} (predicted {nonsi / v:.2f}x non-SI on separate devices)"
+        f"recommended: {rec['algorithm']} k={rec['lookahead']} S={rec['servers']} "
+        f"(predicted {rec['vs_nonsi']:.2f}x non-SI on separate devices)"
     )
     return "\n".join(lines)
+
+
+def estimate_table(profile: PairProfile, lookaheads: list[int], max_servers: int) -> str:
+    """The prediction table for a measured profile (text)."""
+    return format_estimate(estimate_data(profile, lookaheads, max_servers))

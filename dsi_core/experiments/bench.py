@@ -39,6 +39,11 @@ class Row:
     def median(self) -> float:
         return statistics.median(self.walls)
 
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["median_s"] = self.median
+        return d
+
 
 def machine() -> str:
     import os
@@ -157,8 +162,8 @@ def coordinator_overhead(n_tokens: int = 2000, vocab: int = 64, repeats: int = 5
 
     from dsi_core.backends.simulated import SimulatedBackend
     from dsi_core.coordinator import Config, Coordinator
-    from dsi_core.models.toy import ToyModel
     from dsi_core.sampling import DecisionRule, KeyedNoise
+    from dsi_core.testing.toy import ToyModel
 
     rng = np.random.default_rng(0)
     table = rng.dirichlet(np.ones(vocab) * 0.3, size=97)
@@ -202,25 +207,44 @@ def coordinator_overhead(n_tokens: int = 2000, vocab: int = 64, repeats: int = 5
     return out
 
 
-def replay_table(rows: list[Row], profiles: dict[str, Any]) -> str:
+def replay_rows(rows: list[Row], profiles: dict[str, Any]) -> list[dict[str, Any]]:
     """Measured wall vs the simulator's prediction from the measured pair profile.
 
     The prediction replays each prompt's measured acceptance pattern with the measured
-    latencies (:mod:`dsi_core.estimate`), adding the measured prefill; it assumes one device
-    per target server, so on a shared CPU measured/predicted > 1 measures the contention.
+    latencies (:mod:`dsi_core.experiments.estimate`), adding the measured prefill; it assumes
+    one device per target server, so on a shared CPU measured/predicted > 1 measures the
+    contention.
     """
-    from dsi_core.estimate import predict
+    from dsi_core.experiments.estimate import predict
 
-    lines = [
-        f"{'drafter':<14}{'algorithm':<10}{'k':>3}{'S':>3}{'measured s':>12}"
-        f"{'predicted s':>13}{'meas/pred':>11}"
-    ]
+    out = []
     for r in rows:
         prof = profiles.get(r.drafter) or next(iter(profiles.values()))
         pred, _ = predict(prof, r.algorithm, r.lookahead, r.servers)
         pred += sum(prof.prefills_s)
+        out.append(
+            {
+                "drafter": r.drafter,
+                "algorithm": r.algorithm,
+                "lookahead": r.lookahead,
+                "servers": r.servers,
+                "measured_s": r.median,
+                "predicted_s": pred,
+                "meas_over_pred": r.median / pred,
+            }
+        )
+    return out
+
+
+def replay_table(rows: list[Row], profiles: dict[str, Any]) -> str:
+    """:func:`replay_rows` as a table."""
+    lines = [
+        f"{'drafter':<14}{'algorithm':<10}{'k':>3}{'S':>3}{'measured s':>12}"
+        f"{'predicted s':>13}{'meas/pred':>11}"
+    ]
+    for d in replay_rows(rows, profiles):
         lines.append(
-            f"{r.drafter:<14}{r.algorithm:<10}{r.lookahead:>3}{r.servers:>3}"
-            f"{r.median:>12.2f}{pred:>13.2f}{r.median / pred:>11.2f}"
+            f"{d['drafter']:<14}{d['algorithm']:<10}{d['lookahead']:>3}{d['servers']:>3}"
+            f"{d['measured_s']:>12.2f}{d['predicted_s']:>13.2f}{d['meas_over_pred']:>11.2f}"
         )
     return "\n".join(lines)

@@ -36,7 +36,7 @@ class PatternTarget:
     def new_state(self) -> Any:
         return None
 
-    def rows(self, state: Any, tokens: Sequence[int], start: int, temperature: float = 1.0):
+    def rows(self, state: Any, tokens: Sequence[int], start: int) -> list[Any]:
         return [self._rows[y(pos - self.prompt_len)] for pos in range(start, len(tokens) + 1)]
 
 
@@ -52,7 +52,7 @@ class PatternDrafter:
     def new_state(self) -> Any:
         return None
 
-    def propose(self, state: Any, tokens: Sequence[int], temperature: float = 1.0) -> Proposal:
+    def propose(self, state: Any, tokens: Sequence[int]) -> Proposal:
         i = len(tokens) - self.prompt_len
         return Proposal(token=y(i) if self.a[i] else (y(i) + 1) % VOCAB)
 

@@ -17,8 +17,9 @@ from dsi_core.models.base import Proposal
 
 
 class ToyModel:
-    """A model whose next-token row is ``fn(tokens)``; counts its forwards."""
+    """A model whose next-token row is ``fn(tokens)`` (probabilities); counts its forwards."""
 
+    row_kind = "probs"
     max_context: int | None = None
 
     def __init__(self, vocab_size: int, fn: Callable[[tuple[int, ...]], Any], name: str = "toy"):
@@ -33,26 +34,15 @@ class ToyModel:
     def row(self, tokens: Sequence[int]) -> Any:
         return self.fn(tuple(tokens))
 
-    def rows(self, state: Any, tokens: Sequence[int], start: int, temperature: float = 1.0):
+    def rows(self, state: Any, tokens: Sequence[int], start: int) -> list[Any]:
         self.calls += 1
         if start < 1:
             raise ValueError("start must be >= 1")
-        out = [self.row(tokens[:j]) for j in range(start, len(tokens) + 1)]
-        return [_temper(r, temperature) for r in out]
+        return [self.row(tokens[:j]) for j in range(start, len(tokens) + 1)]
 
-    def propose(self, state: Any, tokens: Sequence[int], temperature: float = 1.0) -> Proposal:
+    def propose(self, state: Any, tokens: Sequence[int]) -> Proposal:
         self.calls += 1
-        return Proposal(q=_temper(self.row(tokens), temperature))
-
-
-def _temper(row: Any, temperature: float) -> Any:
-    if temperature == 1.0:
-        return row
-    arr = np.asarray([float(x) for x in row], dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        z = np.log(arr) / temperature
-    z = np.exp(z - z.max())
-    return z / z.sum()
+        return Proposal(q=self.row(tokens))
 
 
 def _hash_ints(seed: int, tokens: tuple[int, ...], n: int, modulus: int) -> list[int]:
