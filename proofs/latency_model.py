@@ -1,4 +1,4 @@
-"""Exact concrete evaluators of the latency model (DESIGN.md section 3) in `Fraction`s.
+"""Exact concrete evaluators of the latency model (docs/design.md, "Speed model") in `Fraction`s.
 
 These functions are the executable definition of the coordinator's policy that the z3 encodings
 in `proofs/latency.py` are checked against (and that the runtime's simulator is differentially

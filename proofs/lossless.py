@@ -1,6 +1,6 @@
 """Losslessness of the rejection rule (Leviathan et al. / Chen et al.) as z3 theorems.
 
-The rule (DESIGN.md section 2): a draft `x ~ q` is accepted iff `u < p(x)/q(x)` with
+The rule (docs/design.md, "Decision rules"): a draft `x ~ q` is accepted iff `u < p(x)/q(x)` with
 `u ~ U[0, 1)`; on rejection a token is sampled from `max(0, p - q)` normalised. Claims:
 
 1. Per-token lemmas over the reals (hence for every vocabulary size): the probability of drawing

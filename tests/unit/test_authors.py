@@ -1,4 +1,4 @@
-"""The authors' accounting, on hand-computed cases and against DESIGN.md's segment formula."""
+"""The authors' accounting, on hand-computed cases and against the segment formula in docs/design.md."""
 
 from __future__ import annotations
 
