@@ -32,7 +32,10 @@ from proofs.theorem import Mutant, Problem, Theorem
 __all__ = ["THEOREMS", "expected_latency", "latency_polynomial"]
 
 FAMILY = "expectation"
-_MODEL = "latency model of docs/design.md (Speed model), i.i.d. acceptance with rate a, enough servers, t = 1"
+_MODEL = (
+    "latency model of docs/design.md (Speed model), i.i.d. acceptance with rate a,"
+    " enough servers, t = 1"
+)
 
 
 def _latency(alg: str, k: int, old: bool) -> Callable[[Sequence[int], Fraction], Fraction]:

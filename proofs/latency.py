@@ -416,7 +416,7 @@ def _ind_si_ge_nonsi(c_ge_t: bool = True) -> Problem:
 
 # ---------------------------------------------------------------- the theorems
 
-_MODEL = "latency model of docs/design.md (Speed model) with the coordinator's policy, enough servers"
+_MODEL = "latency model of docs/design.md with the coordinator's policy, enough servers"
 _BOUNDED_N = 32
 _C_GT_T_N = 32
 _SI_ANY_N = 12

@@ -5,8 +5,8 @@
    of ``r - 1`` drafts) for ``r = 1..8``, and the drafter's per-token latency.
 2. Acceptance, per position: the target decodes each prompt greedily; at every position the
    drafter is asked for its proposal *given the correct prefix* and compared with the target's
-   token. This gives the full 0/1 pattern ``a`` of the speed model (docs/design.md), so nothing is censored
-   (estimating from SI runs would cut every run of accepted drafts at ``k``).
+   token. This gives the full 0/1 pattern ``a`` of the speed model (docs/design.md), so nothing
+   is censored (estimating from SI runs would cut every run of accepted drafts at ``k``).
 3. Prediction: the simulated backend (the real coordinator) replays each prompt's pattern with
    the measured latencies -- a forward computing ``r`` rows costs the measured cost for ``r`` --
    for non-SI, SI(k) and DSI(k, S). The needed SP degree is the smallest ``S`` for which DSI(k)

@@ -4,8 +4,8 @@
   Same architecture and vocabulary, close to the target's rows.
 * ``layers=N``: the first ``N`` decoder layers plus the final norm and LM head.
 
-Measured on SmolLM2 on 2 CPU cores (see docs/results.md, "Drafters"): truncation accepts poorly unless
-nearly all layers are kept.
+Measured on SmolLM2 on 2 CPU cores (see docs/results.md, "Drafters"): truncation accepts poorly
+unless nearly all layers are kept.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The target's greedy token at new position ``i`` is a fixed ``y(i)``; the drafter proposes
 ``y(i)`` iff ``a[i] == 1``, whatever its context. With these, every algorithm's latency is a
-function of ``(a, t, c, k, S)`` alone (the speed model of docs/design.md), so the simulated backend can
-evaluate DSI, SI and non-SI on the same pattern, and ``proofs.latency_model`` can be checked
+function of ``(a, t, c, k, S)`` alone (the speed model of docs/design.md), so the simulated backend
+can evaluate DSI, SI and non-SI on the same pattern, and ``proofs.latency_model`` can be checked
 against it exactly.
 """
 

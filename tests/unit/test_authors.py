@@ -1,4 +1,4 @@
-"""The authors' accounting, on hand-computed cases and against the segment formula in docs/design.md."""
+"""The authors' accounting, on hand-computed cases and against docs/design.md's segment formula."""
 
 from __future__ import annotations
 
