@@ -88,9 +88,13 @@ def _drafter_spec(text: str) -> str:
 
 
 def _target_path(text: str) -> str:
-    if not os.path.exists(text):
-        raise argparse.ArgumentTypeError(f"no model at {text!r}")
-    return text
+    """A model directory or a cached hub id (checked without loading; offline-safe)."""
+    from dsi_core.models.resolve import check_model_source
+
+    try:
+        return check_model_source(text, "target")
+    except DSIError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 K = _int_in(1)
