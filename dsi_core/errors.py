@@ -33,3 +33,7 @@ class ModelNotFoundError(DSIError, FileNotFoundError):
 
 class BackendError(DSIError, RuntimeError):
     """A worker failed or a backend broke its protocol; the original error is chained."""
+
+
+class DeadlineExceededError(DSIError, TimeoutError):
+    """The run, or one draft or target task, took longer than its deadline."""

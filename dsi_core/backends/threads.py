@@ -1,10 +1,14 @@
-"""Real concurrency on one machine: one drafter thread and ``S`` target-server threads.
+"""Threads on one machine: one drafter thread and ``S`` target-server threads.
 
-Each worker owns its model state (its own KV cache); the main thread runs the coordinator and
-is the only thread that touches it. Preemption is best effort, as on real hardware: a job that
-has not started yet is skipped (and acked as aborted), a running forward finishes and its
-result arrives as stale, which the coordinator drops. A worker that raises ends the run with
-that very exception after every thread has been told to stop and joined.
+Each worker is a :class:`~dsi_core.backends.worker.ServerWorker` (its own KV cache) in a
+thread; the calling thread runs the coordinator through the shared event loop
+(:func:`~dsi_core.backends.driver.drive`). Preemption reaches a running forward: a preemptible
+model (:class:`~dsi_core.models.hf.HFModel`) stops at the next decoder layer; other models
+finish their call and their result is dropped as stale. Threads share one interpreter lock and
+one model object (and, on a GPU, one CUDA stream): use them for tests and small CPUs, and the
+``processes`` backend for real parallelism. A model stuck inside a call cannot be interrupted in
+a thread: on a deadline the run ends with :class:`~dsi_core.errors.DeadlineExceededError` and the
+stuck daemon thread is abandoned (the ``processes`` backend kills it instead).
 """
 
 from __future__ import annotations
@@ -13,73 +17,97 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from dsi_core.backends.worker import compute_draft, compute_target
+from dsi_core.backends.driver import Failure, Reply, RunReport, drive
+from dsi_core.backends.worker import ServerWorker
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError
-from dsi_core.events import (
-    Cancel,
-    DraftAborted,
-    StartDraft,
-    StartTarget,
-    TargetAborted,
-    TargetDone,
-)
+from dsi_core.sampling import DecisionRule
 
 
-@dataclass
-class _Failure:
-    worker: str
-    exc: BaseException
-
-
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-class _Worker(threading.Thread):
-    def __init__(self, name: str, backend: ThreadsBackend, model: Any, fn: Any) -> None:
-        super().__init__(name=name, daemon=True)
+class _Thread(threading.Thread):
+    def __init__(self, index: int, name: str, worker: ServerWorker, out: queue.Queue) -> None:
+        super().__init__(name=f"dsi-{name}", daemon=True)
+        self.index = index
+        self.label = name
+        self.worker = worker
         self.inbox: queue.Queue = queue.Queue()
-        self.backend = backend
-        self.model = model
-        self.fn = fn
-        self.state = model.new_state()
-        self.last_tokens: list[int] = []
+        self.out = out
+        self.cancelled: set[int] = set()
 
     def run(self) -> None:
-        b = self.backend
         while True:
-            item = self.inbox.get()
-            if item is None:
+            action = self.inbox.get()
+            if action is None:
                 return
-            kind, ident, action = item
-            if (kind, ident) in b._cancelled:
-                b._results.put(DraftAborted(ident) if kind == "draft" else TargetAborted(ident))
-                continue
+            ident = getattr(action, "task_id", getattr(action, "request_id", -1))
+            t0 = time.perf_counter()
             try:
-                ev = self.fn(self, action)
-            except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
-                b._results.put(_Failure(self.name, exc))
+                ev = self.worker.handle(action, lambda i=ident: i in self.cancelled)
+            except BaseException as exc:  # noqa: BLE001 - forwarded to the driving thread
+                self.out.put((self.index, Failure(self.label, exc)))
                 return
-            b._results.put(ev)
+            self.out.put((self.index, Reply(ev, time.perf_counter() - t0)))
+
+
+class _ThreadTransport:
+    def __init__(self, threads: list[_Thread], out: queue.Queue) -> None:
+        self.threads = threads
+        self.servers = len(threads) - 1
+        self.out = out
+
+    def submit(self, worker: int, action: Any) -> int:
+        self.threads[worker].inbox.put(action)
+        return 0
+
+    def cancel(self, worker: int, ident: int) -> None:
+        self.threads[worker].cancelled.add(ident)
+
+    def poll(self, timeout: float) -> list[tuple[int, Any]]:
+        try:
+            first = self.out.get(timeout=timeout)
+        except queue.Empty:
+            if not all(t.is_alive() for t in self.threads if t.worker.model is not None):
+                raise BackendError("a worker thread died without reporting") from None
+            return []
+        got = [first]
+        while True:
+            try:
+                got.append(self.out.get_nowait())
+            except queue.Empty:
+                return got
+
+    def restart(self, worker: int) -> None:  # pragma: no cover - threads do not die silently
+        raise BackendError("a worker thread died")
+
+
+class _NoModel:
+    def new_state(self) -> None:
+        return None
 
 
 class ThreadsBackend:
     """Drives a :class:`Coordinator` with real threads (see module docstring)."""
 
-    def __init__(self, servers: int, poll_s: float = 0.5, join_timeout_s: float = 60.0):
+    name = "threads"
+
+    def __init__(
+        self,
+        servers: int,
+        poll_s: float = 0.05,
+        join_timeout_s: float = 10.0,
+        timeout_s: float | None = None,
+        task_timeout_s: float | None = None,
+        compact: bool = True,
+    ) -> None:
         self.servers = servers
         self.poll_s = poll_s
         self.join_timeout_s = join_timeout_s
-        self._results: queue.Queue = queue.Queue()
-        self._cancelled: set[tuple[str, int]] = set()
+        self.timeout_s = timeout_s
+        self.task_timeout_s = task_timeout_s
+        self.compact = compact
+        self.report = RunReport("threads")
 
     def run(
         self,
@@ -90,67 +118,49 @@ class ThreadsBackend:
         temperature: float = 1.0,
     ) -> float:
         """Run to completion; returns wall seconds. Raises a failing worker's exception."""
-        prompt = list(prompt)
-        self._results = queue.Queue()
-        self._cancelled = set()
-
-        def do_draft(w: _Worker, a: StartDraft) -> Any:
-            return compute_draft(w.model, w.state, prompt, a, temperature)
-
-        def do_target(w: _Worker, a: StartTarget) -> Any:
-            return compute_target(w.model, w.state, prompt, a, temperature)
-
-        servers = [_Worker(f"target-{i}", self, target, do_target) for i in range(self.servers)]
-        draft_worker = _Worker("drafter", self, drafter, do_draft) if drafter is not None else None
-        workers = servers + ([draft_worker] if draft_worker else [])
-        busy: dict[int, _Worker] = {}  # task id -> server
-        for w in workers:
-            w.start()
-        t0 = time.perf_counter()
-
-        def dispatch(actions: list[Any]) -> None:
-            for a in actions:
-                if isinstance(a, StartDraft):
-                    if draft_worker is None:
-                        raise BackendError("coordinator asked for a draft but no drafter")
-                    draft_worker.inbox.put(("draft", a.request_id, a))
-                elif isinstance(a, StartTarget):
-                    free = [w for w in servers if w not in busy.values()]
-                    if not free:
-                        raise BackendError("no free target server (coordinator over-committed)")
-                    ctx = prompt + list(a.context)
-                    w = max(free, key=lambda s: _lcp(s.last_tokens, ctx))  # best KV reuse
-                    w.last_tokens = ctx
-                    busy[a.task_id] = w
-                    w.inbox.put(("target", a.task_id, a))
-                elif isinstance(a, Cancel):
-                    self._cancelled.add((a.what, a.id))
-                else:
-                    raise BackendError(f"unknown action {a!r}")
-
+        rule: DecisionRule | None = coord.rule if self.compact else None
+        out: queue.Queue = queue.Queue()
+        self.report = RunReport("threads")
+        threads = [
+            _Thread(i, f"target-{i}", ServerWorker(target, prompt, temperature, rule), out)
+            for i in range(self.servers)
+        ]
+        dmodel = drafter if drafter is not None else _NoModel()
+        threads.append(
+            _Thread(self.servers, "drafter", ServerWorker(dmodel, prompt, temperature, rule), out)
+        )
+        if drafter is None:
+            threads[-1].worker.model = None
+        started: list[_Thread] = []
         try:
-            dispatch(coord.start(0.0))
-            while not coord.done:
-                try:
-                    ev = self._results.get(timeout=self.poll_s)
-                except queue.Empty:
-                    if not all(w.is_alive() for w in workers):
-                        raise BackendError("a worker thread died without reporting") from None
-                    continue
-                if isinstance(ev, _Failure):
-                    ev.exc.add_note(f"raised in dsi_core worker thread {ev.worker!r}")
-                    raise ev.exc
-                if isinstance(ev, TargetDone | TargetAborted):
-                    busy.pop(ev.task_id, None)
-                dispatch(coord.on_event(ev, time.perf_counter() - t0))
-            wall = time.perf_counter() - t0
-            coord.stats.wall_time = wall
-            return wall
+            for t in threads:
+                t.start()
+                started.append(t)
+            return drive(
+                coord,
+                _ThreadTransport(threads, out),
+                prompt,
+                self.report,
+                timeout_s=self.timeout_s,
+                task_timeout_s=self.task_timeout_s,
+                poll_s=self.poll_s,
+                names=[t.label for t in threads],
+            )
         finally:
-            for key in [("target", tid) for tid in busy]:
-                self._cancelled.add(key)
-            for w in workers:
-                w.inbox.put(None)
+            _stop_all(started)
+            for t in started:
+                t.inbox.put(None)
             deadline = time.monotonic() + self.join_timeout_s
-            for w in workers:
-                w.join(timeout=max(0.0, deadline - time.monotonic()))
+            for t in started:
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _stop_all(threads: list[_Thread]) -> None:
+    """Make every in-flight and queued job stop: a cancelled set that contains everything."""
+
+    class _All(set):
+        def __contains__(self, item: object) -> bool:
+            return True
+
+    for t in threads:
+        t.cancelled = _All()

@@ -9,13 +9,25 @@ for the task's positions, or the drafter's token and row) comes out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dsi_core.errors import BackendError, DrafterError, InvalidDistributionError
-from dsi_core.events import DraftDone, StartDraft, StartTarget, TargetDone
-from dsi_core.models.base import Proposal
-from dsi_core.sampling import to_probs
+from dsi_core.events import (
+    Action,
+    DraftAborted,
+    DraftDone,
+    Event,
+    StartDraft,
+    StartTarget,
+    TargetAborted,
+    TargetDone,
+)
+from dsi_core.models.base import Preempted, Proposal
+from dsi_core.sampling import DecisionRule, to_probs
+
+StopFn = Callable[[], bool]
 
 
 def row_kind(model: Any) -> str:
@@ -27,12 +39,29 @@ def model_name(model: Any) -> str:
     return str(getattr(model, "name", type(model).__name__))
 
 
+def _call(fn: Any, model: Any, should_stop: StopFn | None, *args: Any) -> Any:
+    if should_stop is not None and getattr(model, "preemptible", False):
+        return fn(*args, should_stop=should_stop)
+    return fn(*args)
+
+
 def compute_target(
-    model: Any, state: Any, prompt: Sequence[int], action: StartTarget, temperature: float
+    model: Any,
+    state: Any,
+    prompt: Sequence[int],
+    action: StartTarget,
+    temperature: float,
+    should_stop: StopFn | None = None,
+    rule: DecisionRule | None = None,
 ) -> TargetDone:
-    """Rows for positions ``action.lo .. len(action.context)`` (positions count new tokens)."""
+    """Rows for positions ``action.lo .. len(action.context)`` (positions count new tokens).
+
+    With ``rule``, each row is reduced by :meth:`DecisionRule.compact` (greedy/coupled: only the
+    token travels back). A preemptible model stops between layers once ``should_stop()`` holds
+    and raises :class:`~dsi_core.models.base.Preempted`.
+    """
     tokens = list(prompt) + list(action.context)
-    raw = model.rows(state, tokens, len(prompt) + action.lo)
+    raw = _call(model.rows, model, should_stop, state, tokens, len(prompt) + action.lo)
     need = len(action.context) - action.lo + 1
     try:
         n = len(raw)
@@ -48,14 +77,26 @@ def compute_target(
         to_probs(r, kind, temperature, f"target {name} row at position {action.lo + i}")
         for i, r in enumerate(raw)
     )
+    if rule is not None:
+        rows = tuple(rule.compact(action.lo + i, r) for i, r in enumerate(rows))
     return TargetDone(action.task_id, rows)
 
 
 def compute_draft(
-    model: Any, state: Any, prompt: Sequence[int], action: StartDraft, temperature: float
+    model: Any,
+    state: Any,
+    prompt: Sequence[int],
+    action: StartDraft,
+    temperature: float,
+    should_stop: StopFn | None = None,
+    rule: DecisionRule | None = None,
 ) -> DraftDone:
-    """The drafter's proposal for position ``len(action.context)``."""
-    prop = model.propose(state, list(prompt) + list(action.context))
+    """The drafter's proposal for position ``len(action.context)``.
+
+    With ``rule`` outside rejection mode, a row-only proposal is reduced to its token here
+    (:meth:`DecisionRule.draft_token`, the same keyed function the coordinator would apply).
+    """
+    prop = _call(model.propose, model, should_stop, state, list(prompt) + list(action.context))
     pos = len(action.context)
     if not isinstance(prop, Proposal):
         raise DrafterError(
@@ -77,4 +118,71 @@ def compute_draft(
         q = to_probs(q, row_kind(model), temperature, what)
     elif token is None:
         raise DrafterError(f"drafter {model_name(model)} returned neither a token nor a row")
+    if rule is not None and not rule.needs_draft and token is None:
+        return DraftDone(action.request_id, None, rule.draft_token(pos, q))
     return DraftDone(action.request_id, q, token)
+
+
+class ServerWorker:
+    """One target server or the drafter: the model, its own state (KV cache), and preemption.
+
+    The same object runs inside a thread (``threads``), a process (``processes``) or an actor:
+    :meth:`handle` turns one action into one event. A task whose ``should_stop()`` holds before
+    or during its forward is acked as aborted (:class:`~dsi_core.events.TargetAborted` /
+    :class:`~dsi_core.events.DraftAborted`), which frees the server; a preemptible model stops
+    at the next decoder layer with its KV cache cropped to the last complete prefix.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        prompt: Sequence[int],
+        temperature: float,
+        rule: DecisionRule | None = None,
+    ) -> None:
+        self.model = model
+        self.prompt = list(prompt)
+        self.temperature = temperature
+        self.rule = rule
+        self.state = model.new_state()
+        self.last_context: tuple[int, ...] = ()
+        self.forward_s = 0.0  # time spent inside model calls (for transport overhead)
+
+    def reset(self, prompt: Sequence[int], temperature: float, rule: DecisionRule | None) -> None:
+        """Start a new run (a new prompt) with the same model; the KV cache is kept."""
+        self.prompt = list(prompt)
+        self.temperature = temperature
+        self.rule = rule
+
+    def handle(self, action: Action, should_stop: StopFn) -> Event:
+        is_draft = isinstance(action, StartDraft)
+        ident = action.request_id if is_draft else action.task_id  # type: ignore[union-attr]
+        aborted: Event = DraftAborted(ident) if is_draft else TargetAborted(ident)
+        if should_stop():
+            return aborted
+        t0 = time.perf_counter()
+        try:
+            if is_draft:
+                return compute_draft(
+                    self.model,
+                    self.state,
+                    self.prompt,
+                    action,
+                    self.temperature,
+                    should_stop,
+                    self.rule,
+                )
+            self.last_context = tuple(action.context)  # type: ignore[union-attr]
+            return compute_target(
+                self.model,
+                self.state,
+                self.prompt,
+                action,
+                self.temperature,
+                should_stop,
+                self.rule,
+            )
+        except Preempted:
+            return aborted
+        finally:
+            self.forward_s += time.perf_counter() - t0

@@ -19,6 +19,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 RowKind = Literal["logits", "probs"]
 
 
+class Preempted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside a forward when its ``should_stop()`` turns true (a cancelled task).
+
+    A preemptible model checks ``should_stop`` between decoder layers, restores its state (KV
+    cache cropped to the last complete prefix) and raises this; the worker acks the task as
+    aborted, which frees its server.
+    """
+
+
 @dataclass(frozen=True)
 class Proposal:
     """A drafter's output for one position: a row ``q`` and/or a token.
@@ -42,7 +51,11 @@ class TargetModel(Protocol):
     def new_state(self) -> Any: ...
 
     def rows(self, state: Any, tokens: Sequence[int], start: int) -> Sequence[Any]:
-        """Raw rows of ``p(. | tokens[:j])`` for ``j = start .. len(tokens)`` (``1 <= start``)."""
+        """Raw rows of ``p(. | tokens[:j])`` for ``j = start .. len(tokens)`` (``1 <= start``).
+
+        A model that sets ``preemptible = True`` also accepts ``should_stop=`` (a callable) and
+        raises :class:`Preempted` soon after it returns true (between decoder layers).
+        """
         ...
 
 

@@ -11,14 +11,44 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from dsi_core.errors import ModelNotFoundError
-from dsi_core.models.base import Proposal
+from dsi_core.models.base import Preempted, Proposal
+
+
+def crop_layers(cache: Any, keep: int) -> Any:
+    """Like :func:`crop_cache`, layer by layer: after a forward stopped between decoder layers
+    the first layers hold more positions than the rest; every layer is cut back to ``keep``."""
+    layers = getattr(cache, "layers", None)
+    if cache is None or keep <= 0 or layers is None:
+        return crop_cache(cache, keep)
+    for layer in layers:
+        have = layer.get_seq_length()
+        if have > keep:
+            layer.crop(keep - have)
+    return cache
+
+
+def decoder_layers(model: Any) -> Any:
+    """The decoder's list of layers (where a forward can be stopped), or None."""
+    import torch
+
+    dec = model.get_decoder() if hasattr(model, "get_decoder") else None
+    layers = getattr(dec, "layers", None)
+    if isinstance(layers, torch.nn.ModuleList) and len(layers):
+        return layers
+    best = None
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.ModuleList) and len(mod):
+            if best is None or len(mod) > len(best):
+                best = mod
+    return best
 
 
 def crop_cache(cache: Any, keep: int) -> Any:
@@ -45,14 +75,28 @@ class _State:
 
 
 class HFModel:
-    """Wraps a causal LM (and optionally its tokenizer) for dsi_core; rows are logits."""
+    """Wraps a causal LM (and optionally its tokenizer) for dsi_core; rows are logits.
+
+    Forwards are preemptible: ``rows(..., should_stop=f)`` checks ``f()`` before every decoder
+    layer and, once it is true, crops the KV cache back to the last complete prefix and raises
+    :class:`~dsi_core.models.base.Preempted`. ``recipe`` (a callable and its keyword arguments
+    that rebuild this model) makes the model pickle as that recipe, so a server process loads
+    it itself instead of receiving its weights through a pipe.
+    """
 
     row_kind = "logits"
+    preemptible = True
 
-    def __init__(self, model: Any, tokenizer: Any = None, name: str | None = None) -> None:
-        import torch
-
-        self.torch = torch
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        name: str | None = None,
+        recipe: tuple[Callable[..., Any], dict[str, Any]] | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self._local = threading.local()
+        self._hooked = False
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "hf-model") or "hf-model"
@@ -91,14 +135,58 @@ class HFModel:
             )
         except OSError as exc:
             raise ModelNotFoundError(f"cannot load a causal LM from {path!r}: {exc}") from exc
-        return cls(model.to(device), tok, name=path)
+        recipe = (_from_pretrained, {"path": path, "dtype": dtype, "device": device, **kwargs})
+        return cls(model.to(device), tok, name=path, recipe=recipe)
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("_local", None)
+        d["_hooked"] = False
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._local = threading.local()
+
+    def __reduce__(self) -> Any:
+        if self.recipe is not None:
+            fn, kwargs = self.recipe
+            return (_rebuild, (fn, kwargs))
+        return object.__reduce__(self)
+
+    def to(self, device: Any) -> HFModel:
+        """Move the weights to ``device`` (a server's placement); returns self."""
+        import torch
+
+        self.model = self.model.to(torch.device(device))
+        self.device = next(self.model.parameters()).device
+        return self
+
+    def _install_hooks(self) -> None:
+        layers = decoder_layers(self.model)
+        if layers is not None:
+            for layer in layers:
+                layer.register_forward_pre_hook(self._layer_gate)
+        self._hooked = True
+
+    def _layer_gate(self, module: Any, args: Any) -> None:
+        fn = getattr(self._local, "should_stop", None)
+        if fn is not None and fn():
+            raise Preempted
 
     def new_state(self) -> _State:
         return _State()
 
-    def logits(self, state: _State, tokens: Sequence[int], start: int) -> np.ndarray:
+    def logits(
+        self,
+        state: _State,
+        tokens: Sequence[int],
+        start: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """Raw logits rows for positions ``start .. len(tokens)`` (float32 numpy)."""
-        torch = self.torch
+        import torch
+
         tokens = list(tokens)
         if not 1 <= start <= len(tokens):
             raise ValueError(f"start {start} out of range for {len(tokens)} tokens")
@@ -114,8 +202,20 @@ class HFModel:
         kwargs = {self._cache_kw: state.cache, "use_cache": True}
         if self._keep_kw:
             kwargs[self._keep_kw] = n_rows  # only the rows we need go through the LM head
-        with torch.inference_mode():
-            out = self.model(input_ids=ids, **kwargs)
+        if should_stop is not None and not self._hooked:
+            self._install_hooks()
+        self._local.should_stop = should_stop
+        try:
+            if should_stop is not None and should_stop():
+                raise Preempted
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, **kwargs)
+        except Preempted:
+            state.cache = crop_layers(state.cache, keep)  # layers that ran hold more positions
+            state.tokens = tokens[:keep]
+            raise
+        finally:
+            self._local.should_stop = None
         cache = getattr(out, "cache", None)
         state.cache = cache if cache is not None else out.past_key_values
         state.tokens = tokens
@@ -124,12 +224,28 @@ class HFModel:
             raise RuntimeError(f"model returned {logits.shape[0]} logits rows, need {n_rows}")
         return logits.float().cpu().numpy()
 
-    def rows(self, state: _State, tokens: Sequence[int], start: int) -> list[np.ndarray]:
+    def rows(
+        self,
+        state: _State,
+        tokens: Sequence[int],
+        start: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[np.ndarray]:
         """Logits rows (``row_kind = "logits"``); temperature is applied by the caller."""
-        return list(self.logits(state, tokens, start))
+        return list(self.logits(state, tokens, start, should_stop))
 
-    def propose(self, state: _State, tokens: Sequence[int]) -> Proposal:
-        return Proposal(q=self.logits(state, tokens, len(tokens))[-1])
+    def propose(
+        self, state: _State, tokens: Sequence[int], should_stop: Callable[[], bool] | None = None
+    ) -> Proposal:
+        return Proposal(q=self.logits(state, tokens, len(tokens), should_stop)[-1])
+
+
+def _rebuild(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    return fn(**kwargs)
+
+
+def _from_pretrained(path: str, **kwargs: Any) -> HFModel:
+    return HFModel.from_pretrained(path, **kwargs)
 
 
 def tiny_llama(vocab_size: int = 64, seed: int = 0, layers: int = 2, hidden: int = 32) -> HFModel:
