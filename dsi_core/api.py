@@ -6,10 +6,15 @@ raises a typed :class:`~dsi_core.errors.DSIError` and leaves nothing half-done.
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
+
+import numpy as np
 
 from dsi_core.config import BACKENDS, Config
 from dsi_core.coordinator import Coordinator, Stats, TraceEvent
@@ -18,7 +23,12 @@ from dsi_core.errors import (
     InvalidInputError,
     VocabularyMismatchError,
 )
-from dsi_core.models.resolve import check_drafter_spec, resolve_drafter, resolve_target
+from dsi_core.models.resolve import (
+    check_drafter_spec,
+    check_target_spec,
+    resolve_drafter,
+    resolve_target,
+)
 from dsi_core.sampling import DecisionRule, KeyedNoise
 
 __all__ = [
@@ -41,6 +51,7 @@ class Result:
     stats: Stats
     trace: list[TraceEvent] = field(repr=False)
     settings: dict[str, Any] = field(default_factory=dict)
+    transport: dict[str, Any] = field(default_factory=dict)  # bytes, overhead, preemption delay
 
     def to_dict(self, trace: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -48,6 +59,7 @@ class Result:
             "text": self.text,
             "stats": self.stats.as_dict(),
             "settings": self.settings,
+            "transport": self.transport,
         }
         if trace:
             d["trace"] = [
@@ -57,22 +69,72 @@ class Result:
         return d
 
 
+def _token_id(x: Any) -> int:
+    """``x`` as a token id: any integer (Python, numpy, a 0-d integer tensor), never a bool."""
+    if isinstance(x, bool | np.bool_) or isinstance(x, float | complex | str | bytes):
+        raise InvalidInputError(f"prompt token ids must be ints, got {x!r}")
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise InvalidInputError(f"prompt token ids must be ints, got {x!r}") from None
+
+
 def check_prompt(prompt: Any) -> None:
-    """Prompt checks that need no model (run before anything loads)."""
+    """Prompt checks that need no model (run before anything loads).
+
+    A prompt is a non-blank string or a non-empty sequence of integer token ids (a list, a
+    tuple, a 1-D numpy array or tensor; numpy and tensor integers are accepted). ``None``,
+    numbers, bytes and nested sequences are refused with :class:`InvalidInputError`; token ids
+    are range-checked against the vocabulary once the target is known.
+    """
     if isinstance(prompt, str):
         if not prompt.strip():
             raise InvalidInputError("prompt is empty")
         return
     if (
         prompt is None
-        or isinstance(prompt, bytes | bytearray | memoryview)
+        or isinstance(prompt, bytes | bytearray | memoryview | dict | set | frozenset)
         or not hasattr(prompt, "__iter__")
     ):
         raise InvalidInputError(
             f"prompt must be a string or a sequence of token ids, got {type(prompt).__name__}"
         )
-    if hasattr(prompt, "__len__") and len(prompt) == 0:
+    ids = [_token_id(x) for x in prompt]
+    if not ids:
         raise InvalidInputError("prompt is empty")
+    if min(ids) < 0:
+        raise InvalidInputError(f"prompt token ids must be >= 0, got {min(ids)}")
+
+
+def _check_latency(v: Any, name: str) -> None:
+    """A simulated latency: a finite number > 0 (a Fraction keeps the clock exact) or a
+    callable of the action returning one."""
+    if callable(v):
+        return
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, numbers.Real)
+        or not (math.isfinite(float(v)) and v > 0)
+    ):
+        raise InvalidInputError(f"{name} must be a finite number > 0 or a callable, got {v!r}")
+
+
+def _check_order(order: Any) -> None:
+    """``sim_order``: None, a callable, one of the simulated backend's named orders or
+    ``"random:SEED"``."""
+    if order is None or callable(order):
+        return
+    from dsi_core.backends.simulated import ORDERS
+
+    if isinstance(order, str):
+        if order in ORDERS:
+            return
+        if order.startswith("random:") and order[7:].isdigit():
+            return
+    raise InvalidInputError(
+        f"sim_order must be None, a callable, 'random:SEED' or one of {sorted(ORDERS)}, "
+        f"got {order!r}"
+    )
 
 
 def encode_prompt(prompt: Any, target: Any, chat: bool = True) -> list[int]:
@@ -90,17 +152,10 @@ def encode_prompt(prompt: Any, target: Any, chat: bool = True) -> list[int]:
             ids = enc["input_ids"] if isinstance(enc, dict) or hasattr(enc, "keys") else enc
             return [int(x) for x in ids]
         return [int(x) for x in tok(prompt)["input_ids"]]
-    import numbers
-
-    if isinstance(prompt, bytes | bytearray | memoryview) or not hasattr(prompt, "__iter__"):
-        raise InvalidInputError(
-            f"prompt must be a string or a sequence of token ids, got {type(prompt).__name__}"
-        )
+    check_prompt(prompt)
     ids = []
     for x in list(prompt):
-        if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-            raise InvalidInputError(f"prompt token ids must be ints, got {x!r}")
-        x = int(x)
+        x = _token_id(x)
         if not 0 <= x < target.vocab_size:
             raise InvalidInputError(
                 f"prompt token {x} outside the vocabulary [0, {target.vocab_size})"
@@ -130,6 +185,10 @@ def generate(
     sim_draft_latency: Any = Fraction(1, 10),
     sim_order: Any = None,
     config: Config | None = None,
+    devices: Sequence[str] | None = None,
+    threads_per_server: int | None = None,
+    timeout_s: float | None = None,
+    task_timeout_s: float | None = None,
 ) -> Result:
     """Generate ``max_new_tokens`` tokens (fewer at EOS) with non-SI, SI or DSI.
 
@@ -140,7 +199,17 @@ def generate(
     parameters (``algorithm`` .. ``backend``) form a :class:`~dsi_core.config.Config`; pass
     ``config=`` to use a prebuilt one instead (then those keywords are ignored). Everything
     that needs no model is validated before any model loads.
+
+    Backend options: ``devices`` (one per target server, e.g. ``["cuda:0", "cuda:1"]``) and
+    ``threads_per_server`` place the ``processes`` backend's workers; ``timeout_s`` bounds the
+    whole run and ``task_timeout_s`` each draft and target task (real backends): exceeding
+    either raises :class:`~dsi_core.errors.DeadlineExceededError` after every worker stopped.
     """
+    for name, v in (("timeout_s", timeout_s), ("task_timeout_s", task_timeout_s)):
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < float("inf")
+        ):
+            raise InvalidInputError(f"{name} must be a finite number > 0 or None, got {v!r}")
     if config is None:
         config = Config(
             algorithm=algorithm,  # type: ignore[arg-type]
@@ -156,8 +225,13 @@ def generate(
         raise InvalidInputError(f"config must be a dsi_core.Config, got {type(config).__name__}")
     cfg = config
     check_prompt(prompt)
+    check_target_spec(target)
     if cfg.speculative:
         check_drafter_spec(drafter)
+    if cfg.backend == "simulated":
+        _check_latency(sim_target_latency, "sim_target_latency")
+        _check_latency(sim_draft_latency, "sim_draft_latency")
+        _check_order(sim_order)
     target = resolve_target(target)
     ids = encode_prompt(prompt, target, chat=chat)
     ctx = getattr(target, "max_context", None)
@@ -183,10 +257,27 @@ def generate(
     cfg = replace(cfg, eos_token_id=eos)
     temp = cfg.effective_temperature
     coord = Coordinator(cfg, DecisionRule(cfg.mode, KeyedNoise(cfg.seed)))
+    transport: dict[str, Any] = {}
     if cfg.backend == "threads":
         from dsi_core.backends.threads import ThreadsBackend
 
-        ThreadsBackend(cfg.effective_servers).run(coord, target, d, ids, temp)
+        tb = ThreadsBackend(
+            cfg.effective_servers, timeout_s=timeout_s, task_timeout_s=task_timeout_s
+        )
+        tb.run(coord, target, d, ids, temp)
+        transport = tb.report.as_dict()
+    elif cfg.backend == "processes":
+        from dsi_core.backends.processes import ProcessesBackend
+
+        with ProcessesBackend(
+            cfg.effective_servers,
+            devices=devices,
+            threads_per_server=threads_per_server,
+            timeout_s=timeout_s,
+            task_timeout_s=task_timeout_s,
+        ) as pb:
+            pb.run(coord, target, d, ids, temp)
+            transport = pb.report.as_dict()
     else:
         from dsi_core.backends.simulated import SimulatedBackend
 
@@ -209,4 +300,4 @@ def generate(
         "drafter": getattr(d, "name", type(d).__name__) if d is not None else None,
         "prompt_tokens": len(ids),
     }
-    return Result(list(coord.committed), text, coord.stats, coord.trace, settings)
+    return Result(list(coord.committed), text, coord.stats, coord.trace, settings, transport)
