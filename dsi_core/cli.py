@@ -388,10 +388,13 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         f"{mode:<10} drafter={drafter:<8} acceptance={acc:.2f}  {us:8.1f} us/token"
         for (mode, drafter), (us, acc) in out.items()
     ]
-    data = [
-        {"mode": m, "drafter": d, "us_per_token": us, "acceptance": acc}
-        for (m, d), (us, acc) in out.items()
-    ]
+    data = {
+        "tokens": args.tokens,
+        "rows": [
+            {"mode": m, "drafter": d, "us_per_token": us, "acceptance": acc}
+            for (m, d), (us, acc) in out.items()
+        ],
+    }
     _emit(args, data, "\n".join(lines))
     return 0
 
