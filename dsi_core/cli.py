@@ -145,7 +145,7 @@ def _generate_args(g: argparse.ArgumentParser) -> None:
         "--target",
         type=_target_path,
         default=None,
-        help="path to a Hugging Face causal LM (default: SmolLM2-135M-Instruct)",
+        help="path to a Hugging Face causal LM; None: SmolLM2-135M-Instruct",
     )
     g.add_argument(
         "--mode",
@@ -194,14 +194,17 @@ def _parser() -> argparse.ArgumentParser:
     _generate_args(g)
     b = sub.add_parser("bench", help="DSI vs SI vs non-SI, side by side", formatter_class=fmt)
     b.add_argument(
-        "--drafter", type=_drafter_spec, action="append", help="repeatable; default: lookup"
+        "--drafter", type=_drafter_spec, action="append", help="repeatable; None: lookup"
     )
     b.add_argument("--lookahead", "-k", type=K, nargs="+", default=[1, 4], help="lookaheads")
     b.add_argument("--servers", "-S", type=SERVERS, nargs="+", default=[2, 4], help="SP degrees")
     b.add_argument("--repeats", type=_int_in(1), default=3, help="repetitions (medians)")
     b.add_argument("--max-new-tokens", type=TOKENS, default=48, help="tokens per prompt")
     b.add_argument(
-        "--target", type=_target_path, default=None, help="Hugging Face causal LM path"
+        "--target",
+        type=_target_path,
+        default=None,
+        help="Hugging Face causal LM path; None: SmolLM2-135M-Instruct",
     )
     b.add_argument(
         "--emulate",
@@ -231,7 +234,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     e.add_argument(
-        "--target", type=_target_path, default=None, help="Hugging Face causal LM path"
+        "--target",
+        type=_target_path,
+        default=None,
+        help="Hugging Face causal LM path; None: SmolLM2-135M-Instruct",
     )
     e.add_argument("--drafter", type=_drafter_spec, default="lookup", help="lookup | derived:..")
     e.add_argument("--tokens", type=_int_in(2), default=32, help="greedy tokens per prompt")
