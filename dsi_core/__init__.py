@@ -10,6 +10,7 @@ drafters), ``testing/`` (a kit for your own tests), ``experiments/`` (benchmarks
 __version__ = "0.1.0"
 
 from dsi_core.api import Result, generate  # noqa: E402
+from dsi_core.checker import TraceCheckError, assert_trace_ok, check_trace  # noqa: E402
 from dsi_core.config import Config  # noqa: E402
 from dsi_core.coordinator import Coordinator  # noqa: E402
 from dsi_core.errors import (  # noqa: E402
@@ -37,7 +38,10 @@ __all__ = [
     "KeyedNoise",
     "ModelNotFoundError",
     "Result",
+    "TraceCheckError",
     "VocabularyMismatchError",
     "__version__",
+    "assert_trace_ok",
+    "check_trace",
     "generate",
 ]

@@ -63,7 +63,15 @@ class Result:
         }
         if trace:
             d["trace"] = [
-                {"t": float(e.time), "what": e.what, "id": e.id, "pos": e.pos, "detail": e.detail}
+                {
+                    "t": float(e.time),
+                    "what": e.what,
+                    "id": e.id,
+                    "pos": e.pos,
+                    "detail": e.detail,
+                    "epoch": e.epoch,
+                    "data": list(e.data),
+                }
                 for e in self.trace
             ]
         return d

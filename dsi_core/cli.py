@@ -251,6 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--tokens", type=_int_in(10), default=2000, help="tokens per run")
     _add_json(o)
+    ck = sub.add_parser(
+        "check",
+        help="check a run's trace (dsi generate --json --trace) against the invariants",
+        formatter_class=fmt,
+    )
+    ck.add_argument("trace", help="JSON file: a Result.to_dict() with 'trace', or a bare list")
+    _add_json(ck)
     pr = sub.add_parser(
         "prove", help="check the z3 theorems (same as python -m proofs)", formatter_class=fmt
     )
@@ -405,6 +412,19 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0: the trace passes; 1: violations (listed); 2: not a readable trace."""
+    from dsi_core.checker import check_trace, load_trace
+
+    try:
+        found = check_trace(load_trace(args.trace))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{args.trace}: not a readable trace ({exc})") from None
+    lines = [str(v) for v in found] or ["ok: no violation"]
+    _emit(args, {"ok": not found, "violations": lines if found else []}, "\n".join(lines))
+    return 1 if found else 0
+
+
 def cmd_prove(args: argparse.Namespace) -> int:
     try:
         import proofs.__main__ as runner
@@ -475,6 +495,7 @@ COMMANDS = {
     "simulate": cmd_simulate,
     "estimate": cmd_estimate,
     "overhead": cmd_overhead,
+    "check": cmd_check,
     "prove": cmd_prove,
 }
 

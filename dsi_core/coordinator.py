@@ -32,6 +32,8 @@ Positions count generated tokens from 0; contexts exclude the prompt (backends p
 
 from __future__ import annotations
 
+import zlib
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +138,7 @@ class Coordinator:
         self._servers = c.effective_servers
         self._drafts: list[_Draft] = []
         self._rows: dict[int, Any] = {}
+        self._row_src: dict[int, int] = {}  # position -> id of the task whose row is stored
         self._tasks: dict[int, _Task] = {}
         self._draft_req: dict[int, tuple[int, bool]] = {}  # id -> (epoch, cancelled)
         self._next_id = 0
@@ -157,6 +160,13 @@ class Coordinator:
             raise RuntimeError("coordinator already started")
         self._started = True
         self._now = now
+        c = self.config
+        self._log(
+            "config",
+            detail=f"algorithm={c.algorithm} mode={self.rule.mode} lookahead={c.lookahead} "
+            f"servers={self._servers} max_new_tokens={c.max_new_tokens} "
+            f"eos={c.eos_token_id if c.eos_token_id is not None else -1}",
+        )
         self._new_segment()
         return self._schedule()
 
@@ -211,7 +221,7 @@ class Coordinator:
                 raise BackendError("drafter returned neither a token nor a row")
             token = self.rule.draft_token(pos, ev.q)
         self._drafts.append(_Draft(token, ev.q))
-        self._log("draft_done", ev.request_id, pos, detail=str(token))
+        self._log("draft_done", ev.request_id, pos, detail=str(token), data=(int(token),))
 
     def _on_target(self, ev: TargetDone | TargetAborted) -> None:
         task = self._tasks.pop(ev.task_id, None)
@@ -233,6 +243,7 @@ class Coordinator:
             pos = task.lo + i
             if pos >= self.n:
                 self._rows[pos] = row
+                self._row_src[pos] = task.id
 
     # ---------------------------------------------------------------- commit logic
 
@@ -254,7 +265,14 @@ class Coordinator:
                 token, accepted = self.rule.decide(n, p, draft.token, draft.q)
             self.committed.append(token)
             del self._rows[n]
-            self._log("commit", pos=n, detail=str(token))
+            src = self._row_src.pop(n)
+            self._log(
+                "commit",
+                src,
+                pos=n,
+                detail=str(token),
+                data=(int(token), -1 if draft is None else int(draft.token)),
+            )
             if cfg.eos_token_id is not None and token == cfg.eos_token_id:
                 self.done = True
             if self.n >= cfg.max_new_tokens:
@@ -280,6 +298,8 @@ class Coordinator:
         self.stats.segments += 1
         self._drafts.clear()
         self._rows.clear()
+        self._row_src.clear()
+        self._log("segment", pos=self.n)
         # DSI's chain task covers the segment's first row; SI's first block does.
         self._verified_upto = self.n if self.config.algorithm == "dsi" else self.n - 1
 
@@ -378,9 +398,9 @@ class Coordinator:
                 self.stats.chain_tasks += 1
             self.stats.target_started += 1
             self.stats.max_busy_servers = max(self.stats.max_busy_servers, len(self._tasks))
-            ctx = tuple(self.committed) + tuple(d.token for d in self._drafts)
-            self._log("task_start", tid, ctx_len, detail=kind)
-            actions.append(StartTarget(tid, self.epoch, ctx[:ctx_len], lo, kind))
+            ctx = (tuple(self.committed) + tuple(d.token for d in self._drafts))[:ctx_len]
+            self._log("task_start", tid, ctx_len, detail=kind, data=(lo, self.n, fingerprint(ctx)))
+            actions.append(StartTarget(tid, self.epoch, ctx, lo, kind))
         return actions
 
     def _due_task(self) -> tuple[str, int, int] | None:
@@ -414,5 +434,12 @@ class Coordinator:
         self._next_id += 1
         return self._next_id
 
-    def _log(self, what: str, id: int = -1, pos: int = -1, detail: str = "") -> None:
-        self.trace.append(TraceEvent(self._now, what, id, pos, detail))
+    def _log(
+        self, what: str, id: int = -1, pos: int = -1, detail: str = "", data: tuple = ()
+    ) -> None:
+        self.trace.append(TraceEvent(self._now, what, id, pos, detail, self.epoch, data))
+
+
+def fingerprint(tokens: tuple[int, ...]) -> int:
+    """CRC-32 of a context (int64 little-endian): lets a trace checker confirm a task's input."""
+    return zlib.crc32(array("q", tokens).tobytes()) if tokens else 0

@@ -66,11 +66,20 @@ class TargetAborted:
 
 @dataclass(frozen=True)
 class TraceEvent:
+    """One line of a run's trace; ``dsi_core.checker`` documents what each kind carries.
+
+    ``epoch`` is the coordinator's segment counter when the line was written; ``data`` holds
+    the integers a checker needs: ``task_start`` (lo, committed length, context fingerprint),
+    ``commit`` (token, draft token or -1), ``draft_done`` (token,).
+    """
+
     time: float
-    what: str  # draft_start, draft_done, task_start, task_done, preempt, stale, commit, ...
-    id: int = -1
+    what: str  # config, segment, draft_start, draft_done, task_start, task_done, preempt, ...
+    id: int = -1  # draft request / task id; for a commit, the task whose row decided it
     pos: int = -1
     detail: str = ""
+    epoch: int = -1
+    data: tuple[int, ...] = ()
 
 
 Action = StartDraft | StartTarget | Cancel

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dsi_core import generate
+from dsi_core.checker import check_trace, checked
 from dsi_core.models.hf import crop_cache, tiny_llama
 from dsi_core.models.lookup import LookupDrafter
 
@@ -61,14 +62,16 @@ def test_greedy_dsi_si_nonsi_identical(models, drafter_kind):
     for prompt in ([1, 2, 3], [5, 9, 5, 9, 5], [42]):
         ref = generate(prompt, target=target, algorithm="nonsi", max_new_tokens=24).tokens
         for algorithm, (k, s) in itertools.product(["si", "dsi"], SETTINGS):
-            out = generate(
-                prompt,
-                target=target,
-                drafter=drafter,
-                algorithm=algorithm,
-                lookahead=k,
-                servers=s,
-                max_new_tokens=24,
+            out = checked(
+                generate(
+                    prompt,
+                    target=target,
+                    drafter=drafter,
+                    algorithm=algorithm,
+                    lookahead=k,
+                    servers=s,
+                    max_new_tokens=24,
+                )
             )
             assert out.tokens == ref, (prompt, algorithm, k, s)
 
@@ -80,18 +83,20 @@ def test_sampling_output_independent_of_schedule(models, mode):
     for seed in (0, 1):
         outs = set()
         for backend, (k, s) in itertools.product(["threads", "simulated"], SETTINGS):
-            r = generate(
-                [3, 1, 4],
-                target=target,
-                drafter=drafter,
-                algorithm="dsi",
-                mode=mode,
-                lookahead=k,
-                servers=s,
-                seed=seed,
-                max_new_tokens=20,
-                backend=backend,
-                temperature=0.8,
+            r = checked(
+                generate(
+                    [3, 1, 4],
+                    target=target,
+                    drafter=drafter,
+                    algorithm="dsi",
+                    mode=mode,
+                    lookahead=k,
+                    servers=s,
+                    seed=seed,
+                    max_new_tokens=20,
+                    backend=backend,
+                    temperature=0.8,
+                )
             )
             outs.add(tuple(r.tokens))
         si = generate(
@@ -124,6 +129,7 @@ def test_result_reports_stats_and_trace(models):
     target, drafter = models
     r = generate([1, 2, 3], target=target, drafter=drafter, max_new_tokens=12, lookahead=2)
     s = r.to_dict()
+    assert check_trace(s["trace"]) == []  # the JSON form of the trace checks too
     assert len(s["tokens"]) == 12
     assert s["stats"]["target_started"] >= 1 and 0 <= s["stats"]["acceptance_rate"] <= 1
     assert s["stats"]["wall_time"] > 0

@@ -9,6 +9,7 @@ import pytest
 
 import dsi_core.models.smollm2 as smollm2
 from dsi_core import generate
+from dsi_core.checker import checked
 from dsi_core.errors import ModelNotFoundError
 from dsi_core.testing.toy import ToyModel, random_table_model
 
@@ -45,16 +46,18 @@ def test_thread_timing_does_not_change_tokens(mode):
             servers=1,
         )
         for jitter_seed, (k, s) in enumerate([(1, 2), (2, 4), (4, 3)]):
-            out = generate(
-                [1, 2],
-                target=Jittery(target, jitter_seed),
-                drafter=Jittery(drafter, 100 + jitter_seed),
-                mode=mode,
-                seed=seed,
-                max_new_tokens=16,
-                backend="threads",
-                lookahead=k,
-                servers=s,
+            out = checked(  # the run's trace must pass the invariant checker too
+                generate(
+                    [1, 2],
+                    target=Jittery(target, jitter_seed),
+                    drafter=Jittery(drafter, 100 + jitter_seed),
+                    mode=mode,
+                    seed=seed,
+                    max_new_tokens=16,
+                    backend="threads",
+                    lookahead=k,
+                    servers=s,
+                )
             )
             assert out.tokens == ref.tokens, (mode, seed, k, s)
 
