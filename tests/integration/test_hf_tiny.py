@@ -135,3 +135,82 @@ def test_result_reports_stats_and_trace(models):
     assert s["stats"]["wall_time"] > 0
     whats = {e["what"] for e in s["trace"]}
     assert {"task_start", "task_done", "draft_start", "draft_done", "commit"} <= whats
+
+
+# ----------------------------------------------------------------------------- HF conventions
+
+
+def test_raw_pretrained_models_as_target_and_drafter():
+    """A ``transformers`` ``PreTrainedModel`` is accepted as is, like ``assistant_model``."""
+    from transformers import PreTrainedModel
+
+    from dsi_core.models.hf import HFModel
+
+    raw_target = tiny_llama(64, seed=0).model
+    raw_drafter = tiny_llama(64, seed=1, layers=1).model
+    assert isinstance(raw_target, PreTrainedModel) and not isinstance(raw_target, HFModel)
+    prompt = [1, 2, 3, 4]
+    ref = generate(prompt, target=HFModel(raw_target), algorithm="nonsi", max_new_tokens=10)
+    assert generate(prompt, target=raw_target, algorithm="nonsi", max_new_tokens=10).tokens == (
+        ref.tokens
+    )
+    for target, drafter in [
+        (raw_target, raw_drafter),  # both raw
+        (HFModel(raw_target), raw_drafter),  # a raw drafter for a wrapped target
+        (raw_target, HFModel(raw_drafter)),
+    ]:
+        for algorithm, k, s in [("dsi", 2, 3), ("si", 3, 1)]:
+            r = generate(
+                prompt,
+                target=target,
+                drafter=drafter,
+                algorithm=algorithm,
+                lookahead=k,
+                servers=s,
+                max_new_tokens=10,
+            )
+            assert r.tokens == ref.tokens, (algorithm, type(target), type(drafter))
+            assert r.stats.drafts_started > 0
+
+
+def test_raw_pretrained_model_needs_ids_not_text():
+    """A bare model has no tokenizer: a text prompt is a typed error, not an AttributeError."""
+    from dsi_core.errors import InvalidInputError
+
+    raw = tiny_llama(64, seed=0).model
+    with pytest.raises(InvalidInputError, match="tokenizer"):
+        generate("hello", target=raw, algorithm="nonsi", max_new_tokens=2)
+
+
+class _HalfModel:
+    """Has ``new_state`` but neither ``rows``/``vocab_size`` (target) nor ``propose`` (drafter)."""
+
+    def new_state(self):
+        return None
+
+
+@pytest.mark.parametrize(
+    "target, missing",
+    [(object(), ["new_state", "rows", "vocab_size"]), (_HalfModel(), ["rows", "vocab_size"])],
+)
+def test_object_following_no_target_protocol_is_a_typed_error(target, missing):
+    from dsi_core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as info:
+        generate([1, 2], target=target, algorithm="nonsi", max_new_tokens=2)
+    msg = str(info.value)
+    assert "TargetModel" in msg and "PreTrainedModel" in msg
+    for name in missing:
+        assert name in msg, (name, msg)
+    assert "new_state" not in msg.split("missing:")[1] or "new_state" in missing
+
+
+@pytest.mark.parametrize("drafter", [object(), _HalfModel(), 42])
+def test_object_following_no_drafter_protocol_is_a_typed_error(models, drafter):
+    from dsi_core.errors import InvalidInputError
+
+    target, _ = models
+    with pytest.raises(InvalidInputError) as info:
+        generate([1, 2], target=target, drafter=drafter, algorithm="dsi", max_new_tokens=2)
+    msg = str(info.value)
+    assert "DrafterModel" in msg and "propose" in msg, msg
