@@ -197,6 +197,7 @@ def generate(
     threads_per_server: int | None = None,
     timeout_s: float | None = None,
     task_timeout_s: float | None = None,
+    runner: Any = None,
 ) -> Result:
     """Generate ``max_new_tokens`` tokens (fewer at EOS) with non-SI, SI or DSI.
 
@@ -212,6 +213,8 @@ def generate(
     ``threads_per_server`` place the ``processes`` backend's workers; ``timeout_s`` bounds the
     whole run and ``task_timeout_s`` each draft and target task (real backends): exceeding
     either raises :class:`~dsi_core.errors.DeadlineExceededError` after every worker stopped.
+    ``runner``: an open :class:`~dsi_core.backends.processes.ProcessesBackend` to reuse across
+    calls (its workers stay up between runs; you close it); its placement options win.
     """
     for name, v in (("timeout_s", timeout_s), ("task_timeout_s", task_timeout_s)):
         if v is not None and (
@@ -274,6 +277,14 @@ def generate(
         )
         tb.run(coord, target, d, ids, temp)
         transport = tb.report.as_dict()
+    elif cfg.backend == "processes" and runner is not None:
+        if runner.servers != cfg.effective_servers:
+            raise InvalidInputError(
+                f"runner has {runner.servers} servers, the run needs {cfg.effective_servers}"
+            )
+        runner.timeout_s, runner.task_timeout_s = timeout_s, task_timeout_s
+        runner.run(coord, target, d, ids, temp)
+        transport = runner.report.as_dict()
     elif cfg.backend == "processes":
         from dsi_core.backends.processes import ProcessesBackend
 

@@ -64,8 +64,15 @@ def run_bench(
     repeats: int = 3,
     max_new_tokens: int = 48,
     progress: bool = True,
+    backend: str = "threads",
+    devices: Any = None,
+    threads_per_server: int | None = None,
 ) -> tuple[list[Row], dict[tuple[str, str], list[float]]]:
     """Time non-SI and every (drafter, algorithm, k, S) on the same prompts, ``repeats`` times.
+
+    SI and DSI run on ``backend`` (``threads`` or ``processes``, placed by ``devices`` and
+    ``threads_per_server``); non-SI always runs on ``threads`` in this process, where torch
+    uses every thread it has: the same total thread budget as the workers of a DSI run.
 
     Returns the rows and, per (drafter, algorithm-label), the per-repetition speedups over
     non-SI (non-SI total wall / this total wall, both from the same repetition).
@@ -75,14 +82,50 @@ def run_bench(
     from dsi_core.api import generate
 
     prompts = prompts or PROMPTS
-    rows: dict[tuple, Row] = {}
-    speedups: dict[tuple[str, str], list[float]] = {}
     configs = [("-", "nonsi", 1, 1)] + [
         (d, alg, k, s) for d in drafters for (alg, k, s) in settings
     ]
     # warm-up: first forwards pay for allocations and kernel selection
     generate("Hi", target=target, algorithm="nonsi", max_new_tokens=4)
     bar = tqdm(total=repeats * len(configs) * len(prompts), disable=not progress, leave=False)
+    pools: dict[tuple[str, int], Any] = {}  # one process pool per (drafter, servers), reused
+    try:
+        return _bench_loop(
+            target,
+            drafters,
+            configs,
+            prompts,
+            repeats,
+            max_new_tokens,
+            backend,
+            devices,
+            threads_per_server,
+            pools,
+            bar,
+        )
+    finally:
+        for pool in pools.values():
+            pool.close()
+        bar.close()
+
+
+def _bench_loop(
+    target: Any,
+    drafters: dict[str, Any],
+    configs: list[tuple],
+    prompts: dict[str, str],
+    repeats: int,
+    max_new_tokens: int,
+    backend: str,
+    devices: Any,
+    threads_per_server: int | None,
+    pools: dict[tuple[str, int], Any],
+    bar: Any,
+) -> tuple[list[Row], dict[tuple[str, str], list[float]]]:
+    from dsi_core.api import generate
+
+    rows: dict[tuple, Row] = {}
+    speedups: dict[tuple[str, str], list[float]] = {}
     for _ in range(repeats):
         totals: dict[tuple, float] = {}
         for cfg in configs:
@@ -90,8 +133,20 @@ def run_bench(
             wall = 0.0
             toks = acc_n = acc_d = fwd = 0
             for text in prompts.values():
+                extra: dict[str, Any] = {}
+                if alg != "nonsi" and backend == "processes":
+                    n = 1 if alg == "si" else s
+                    if (dname, n) not in pools:
+                        from dsi_core.backends.processes import ProcessesBackend
+
+                        pools[(dname, n)] = ProcessesBackend(
+                            n, devices=devices, threads_per_server=threads_per_server
+                        )
+                    extra = {"runner": pools[(dname, n)]}
                 r = generate(
                     text,
+                    backend=backend if alg != "nonsi" else "threads",
+                    **extra,
                     target=target,
                     drafter=drafters.get(dname),
                     algorithm=alg,
@@ -113,7 +168,6 @@ def run_bench(
         base = totals[configs[0]]
         for cfg in configs[1:]:
             speedups.setdefault(cfg, []).append(base / totals[cfg])
-    bar.close()
     return list(rows.values()), speedups
 
 

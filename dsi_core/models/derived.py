@@ -2,6 +2,8 @@
 
 * ``int8``: dynamic int8 quantisation of every ``nn.Linear`` (torch's quantize_dynamic; CPU).
   Same architecture and vocabulary, close to the target's rows.
+* ``bf16`` / ``fp16``: the target's own weights cast to bfloat16 / float16 (any device; on a
+  GPU the natural drafter for an fp32 target with one checkpoint). Logits go back as float32.
 * ``layers=N``: the first ``N`` decoder layers plus the final norm and LM head.
 
 Measured on SmolLM2 on 2 CPU cores (see docs/results.md, "Drafters"): truncation accepts poorly
@@ -32,6 +34,13 @@ def derived_drafter(target: Any, kind: str) -> Any:
             copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
         )
         return HFModel(q, target.tokenizer, name=f"{target.name}-int8")
+    if kind in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if kind == "bf16" else torch.float16
+        low = copy.deepcopy(model).to(dtype)
+        recipe = None
+        if target.recipe is not None:
+            recipe = (_derived_from_recipe, {"recipe": target.recipe, "kind": kind})
+        return HFModel(low, target.tokenizer, name=f"{target.name}-{kind}", recipe=recipe)
     if kind.startswith("layers="):
         try:
             n = int(kind.split("=", 1)[1])
@@ -46,4 +55,12 @@ def derived_drafter(target: Any, kind: str) -> Any:
         m.model.layers = torch.nn.ModuleList(list(m.model.layers)[:n])
         m.config.num_hidden_layers = n
         return HFModel(m, target.tokenizer, name=f"{target.name}-layers{n}")
-    raise InvalidInputError(f"unknown derived drafter {kind!r}; use 'int8' or 'layers=N'")
+    raise InvalidInputError(
+        f"unknown derived drafter {kind!r}; use 'int8', 'bf16', 'fp16' or 'layers=N'"
+    )
+
+
+def _derived_from_recipe(recipe: tuple[Any, dict], kind: str) -> Any:
+    """Rebuild a derived drafter in a server process: load the target, then derive."""
+    fn, kwargs = recipe
+    return derived_drafter(fn(**kwargs), kind)

@@ -333,6 +333,11 @@ def load_smollm2(device: str | None = None, dtype: Any = None) -> Any:
             save_pretrained_pair,
             lambda d: load_pretrained_pair(d, dtype),
         )
-        m = HFModel(model.to(dtype).to(device), tok, name="SmolLM2-135M-Instruct")
+        m = HFModel(
+            model.to(dtype).to(device),
+            tok,
+            name="SmolLM2-135M-Instruct",
+            recipe=(load_smollm2, {"device": device, "dtype": dtype}),  # spawned servers reload
+        )
         _CACHE[key] = m
         return m
