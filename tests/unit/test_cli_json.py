@@ -87,6 +87,20 @@ def test_generate_json_with_trace(capsys, toy_target):
     assert obj["trace"] and {"t", "what", "id", "pos", "detail"} <= obj["trace"][0].keys()
 
 
+def test_check_json(capsys, toy_target, tmp_path):
+    if "check" not in COMMANDS:
+        pytest.skip("no dsi check in this checkout")
+    run = run_json(
+        capsys,
+        ["generate", "a b", "--backend", "simulated", "--max-new-tokens", "4", "--json",
+         "--trace"],
+    )
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    obj = run_json(capsys, ["check", str(path), "--json"])
+    assert obj == {"ok": True, "violations": []}
+
+
 def test_bench_emulate_json(capsys):
     obj = run_json(
         capsys,
@@ -146,7 +160,7 @@ def test_conform_json(capsys):
     assert obj["passed"] is True
 
 
-COVERED = {"generate", "bench", "simulate", "estimate", "overhead", "prove", "conform"}
+COVERED = {"generate", "bench", "simulate", "estimate", "overhead", "prove", "conform", "check"}
 
 
 def test_every_subcommand_is_covered_here():
