@@ -264,6 +264,46 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--only", default=None, help="one family (lossless, latency, ...)")
     pr.add_argument("--name", default=None, help="theorems whose name contains this")
     _add_json(pr)
+    cf = sub.add_parser(
+        "conform",
+        help="certify a speculative sampler: exact law and statistical tests (docs/conformance.md)",
+        formatter_class=fmt,
+    )
+    cf.add_argument(
+        "function",
+        help="MODULE:FUNCTION: a rule (p_rows, q_rows, drafts, uniform), a sampler (p_rows, "
+        "q_rows, drafts) or transformers' _speculative_sampling signature",
+    )
+    cf.add_argument(
+        "--vocab",
+        type=_int_in(2, 8),
+        nargs="+",
+        default=[2, 3, 4, 5],
+        help="vocabulary sizes of the exact cases",
+    )
+    cf.add_argument("--max-drafts", type=_int_in(1, 3), default=3, help="longest draft chain")
+    cf.add_argument(
+        "--resolution",
+        type=_int_in(1),
+        default=None,
+        help="grid size M of the uniforms (e.g. 16777216 = float32 rand); default: "
+        "the lcm of the thresholds per case, where u < p/q is exactly lossless",
+    )
+    cf.add_argument(
+        "--samples",
+        type=_int_in(100),
+        default=20000,
+        help="samples per case of the statistical check",
+    )
+    cf.add_argument(
+        "--alpha",
+        type=_probability,
+        default=1e-3,
+        help="total false-failure rate of the statistical check",
+    )
+    cf.add_argument("--no-statistical", action="store_true", help="skip the statistical check")
+    cf.add_argument("--seed", type=SEED, default=0, help="seed of the statistical check")
+    _add_json(cf)
     return p
 
 
@@ -442,6 +482,23 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return runner.main(argv)
 
 
+def cmd_conform(args: argparse.Namespace) -> int:
+    from dsi_core.testing.conformance import conform, format_report
+
+    rep = conform(
+        args.function,
+        vocabs=args.vocab,
+        max_drafts=args.max_drafts,
+        resolution=args.resolution,
+        samples=args.samples,
+        alpha=args.alpha,
+        statistical=not args.no_statistical,
+        seed=args.seed,
+    )
+    _emit(args, rep, format_report(rep))
+    return 0 if rep["passed"] else 1
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from dsi_core.api import generate
 
@@ -497,6 +554,7 @@ COMMANDS = {
     "overhead": cmd_overhead,
     "check": cmd_check,
     "prove": cmd_prove,
+    "conform": cmd_conform,
 }
 
 

@@ -5,4 +5,5 @@
 * :mod:`dsi_core.testing.toy`: exact probability-table models (targets and drafters).
 * :mod:`dsi_core.testing.synthetic`: models that realise a given acceptance pattern.
 * :mod:`dsi_core.testing.replay`: the one replay helper (pattern -> simulated run).
+* :mod:`dsi_core.testing.conformance`: certify any speculative sampler (docs/conformance.md).
 """
