@@ -25,8 +25,8 @@ BOXES = [
      "#dae8fc"),
     ("models/", "hf  smollm2  lookup  derived  resolve", 6.0, 2.0, 4.0, "#fff2cc"),
     ("models/base.py", "TargetModel / DrafterModel protocols", 3.0, 1.0, 4.0, "#fff2cc"),
-    ("trusted core", "coordinator  sampling  config  events  errors  (numpy only)", 0.0, 0.0,
-     10.0, "#f8cecc"),
+    ("trusted core", "coordinator  sampling  config  events  errors  checker  (numpy only)", 0.0,
+     0.0, 10.0, "#f8cecc"),
 ]
 HEIGHT = 0.7
 
