@@ -3,7 +3,7 @@
 A synthetic target (:class:`~dsi_core.testing.synthetic.PatternTarget`) and drafter
 (:class:`~dsi_core.testing.synthetic.PatternDrafter`) realise an acceptance pattern ``a``
 exactly, so the virtual end time is the latency of the chosen algorithm on ``a`` under the
-given target and drafter latencies (DESIGN of the latency model: docs/design.md, "Speed").
+given target and drafter latencies (the speed model: docs/design.md, "Speed model").
 Used by the experiments (Figure 1, emulation, estimate), by ``proofs/`` to re-check witnesses
 on the code, and by the differential tests.
 """
