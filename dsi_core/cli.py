@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from fractions import Fraction
 from typing import Any
 
@@ -565,13 +566,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, one line printed)
         return int(exc.code or 0)
     try:
-        return COMMANDS[args.command](args)
-    except DSIError as exc:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return COMMANDS[args.command](args)
+    except (DSIError, argparse.ArgumentTypeError) as exc:  # a value checked after parsing
         print(f"dsi: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dsi: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    """Warnings (e.g. a repaired model cache) as one line on stderr, like errors."""
+    print(f"dsi: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
