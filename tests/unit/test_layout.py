@@ -318,6 +318,7 @@ FORBIDDEN_IN_CORE = (
     "dsi_core.cli",
     "torch",
     "transformers",
+    "proofs",
 )
 
 
@@ -361,6 +362,19 @@ def test_testing_kit_imports_the_core_and_the_simulator_only():
             for m in sorted(_imports(f, module_level=True))
             if _startswith(m, "torch", "transformers")
         ]
+    assert not bad, "\n".join(bad)
+
+
+def test_proofs_import_only_the_core_and_the_kit():
+    """The theorems are about the core; witnesses are re-checked through the testing kit."""
+    files = sorted((ROOT / "proofs").glob("*.py"))
+    bad = [
+        f"{rel(f)} imports {m}"
+        for f in files
+        for m in sorted(_imports(f))
+        if _startswith(m, "dsi_core")
+        and not (m == "dsi_core" or _startswith(m, *CORE_MODULES, "dsi_core.testing"))
+    ]
     assert not bad, "\n".join(bad)
 
 
