@@ -264,6 +264,17 @@ def test_repo_paths_named_anywhere_exist():
     assert not bad, "paths that do not exist:\n" + "\n".join(sorted(bad))
 
 
+def test_architecture_lists_every_module():
+    """docs/architecture.md has one line per module: a new module needs its line."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [
+        rel(f)
+        for f in sorted((ROOT / "dsi_core").rglob("*.py"))
+        if f.name != "__init__.py" and not re.search(rf"^\s+{re.escape(f.name)}\s", text, re.M)
+    ]
+    assert not missing, f"modules without a line in docs/architecture.md: {missing}"
+
+
 # ----------------------------------------------------------------------------- imports
 
 
