@@ -111,7 +111,7 @@ def test_nonsi() -> None:
 
 
 def test_design_example_under_our_policy() -> None:
-    """The block-aligned example: authors' DSI 6 t > SI 17/3 t; under our policy they tie at 17/3 t."""
+    """Block-aligned example: authors' DSI 6 t > SI 17/3 t; ours ties them at 17/3 t."""
     a, t, c = [1, 1, 1, 1, 1, 0, 0], F(1), F(2, 3)
     # SI(2): [0, 7/3] pos 0..2 bonus; [7/3, 14/3] pos 3..5 bonus; [14/3, 17/3] pos 6 (d = 0:
     # the last position is never drafted).
