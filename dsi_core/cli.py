@@ -168,6 +168,16 @@ def _generate_args(g: argparse.ArgumentParser) -> None:
         default="threads",
         help="who runs the forwards: real workers, or a virtual clock (simulated)",
     )
+    _placement_args(g)
+    g.add_argument(
+        "--timeout", type=_positive_float, default=None, help="deadline of the whole run (s)"
+    )
+    g.add_argument(
+        "--task-timeout",
+        type=_positive_float,
+        default=None,
+        help="deadline of each draft and target task (s); a hung model ends the run",
+    )
     g.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     _add_json(g)
     g.add_argument("--trace", action="store_true", help="include the event trace in --json output")
@@ -185,6 +195,32 @@ def _generate_args(g: argparse.ArgumentParser) -> None:
     )
 
 
+def _devices(text: str) -> list[str]:
+    devs = [d.strip() for d in text.split(",") if d.strip()]
+    if not devs:
+        raise argparse.ArgumentTypeError("give at least one device, e.g. cuda:0,cuda:1")
+    for d in devs:
+        if d != "cpu" and not d.startswith("cuda") and not d.startswith("mps"):
+            raise argparse.ArgumentTypeError(f"unknown device {d!r} (cpu, cuda, cuda:N)")
+    return devs
+
+
+def _placement_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--devices",
+        type=_devices,
+        default=None,
+        help="processes backend: one device per target server, comma-separated (e.g. "
+        "cuda:0,cuda:0,cuda:1 packs two servers on one GPU), or one for all; None: the model's",
+    )
+    p.add_argument(
+        "--threads-per-server",
+        type=_int_in(1, 256),
+        default=None,
+        help="processes backend: torch intra-op threads per worker process (None: 1)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = _Parser(prog="dsi", description="Distributed Speculative Inference", formatter_class=fmt)
@@ -198,6 +234,14 @@ def _parser() -> argparse.ArgumentParser:
         "--drafter", type=_drafter_spec, action="append", help="repeatable; None: lookup"
     )
     b.add_argument("--lookahead", "-k", type=K, nargs="+", default=[1, 4], help="lookaheads")
+    b.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="threads",
+        help="backend of SI and DSI, threads or processes (non-SI always runs in-process with "
+        "every thread)",
+    )
+    _placement_args(b)
     b.add_argument("--servers", "-S", type=SERVERS, nargs="+", default=[2, 4], help="SP degrees")
     b.add_argument("--repeats", type=_int_in(1), default=3, help="repetitions (medians)")
     b.add_argument("--max-new-tokens", type=TOKENS, default=48, help="tokens per prompt")
@@ -354,6 +398,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     from dsi_core.experiments.estimate import profile_pair
 
+    if args.backend == "simulated":
+        raise InvalidInputError("bench measures wall time: use --backend threads or processes")
     target = _load_target(args.target)
     names = args.drafter or ["lookup"]
     drafters = {n: resolve_drafter(n, target) for n in names}
@@ -364,6 +410,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         max_new_tokens=args.max_new_tokens,
         progress=not args.json,
+        backend=args.backend,
+        devices=args.devices,
+        threads_per_server=args.threads_per_server,
     )
     profiles = {
         n: profile_pair(target, d, PROMPTS, n_tokens=args.max_new_tokens)
@@ -518,6 +567,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         target=args.target,
         drafter=args.drafter,
         chat=not args.no_chat,
+        devices=args.devices,
+        threads_per_server=args.threads_per_server,
+        timeout_s=args.timeout,
+        task_timeout_s=args.task_timeout,
         sim_target_latency=Fraction(args.sim_t).limit_denominator(10**6),
         sim_draft_latency=Fraction(args.sim_c).limit_denominator(10**6),
         config=cfg,

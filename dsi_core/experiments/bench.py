@@ -261,7 +261,9 @@ def coordinator_overhead(n_tokens: int = 2000, vocab: int = 64, repeats: int = 5
     return out
 
 
-def replay_rows(rows: list[Row], profiles: dict[str, Any]) -> list[dict[str, Any]]:
+def replay_rows(
+    rows: list[Row], profiles: dict[str, Any], cancellation: Any = "instant"
+) -> list[dict[str, Any]]:
     """Measured wall vs the simulator's prediction from the measured pair profile.
 
     The prediction replays each prompt's measured acceptance pattern with the measured
@@ -274,7 +276,7 @@ def replay_rows(rows: list[Row], profiles: dict[str, Any]) -> list[dict[str, Any
     out = []
     for r in rows:
         prof = profiles.get(r.drafter) or next(iter(profiles.values()))
-        pred, _ = predict(prof, r.algorithm, r.lookahead, r.servers)
+        pred, _ = predict(prof, r.algorithm, r.lookahead, r.servers, cancellation)
         pred += sum(prof.prefills_s)
         out.append(
             {

@@ -120,8 +120,14 @@ def profile_pair(
     )
 
 
-def predict(profile: PairProfile, algorithm: str, k: int, servers: int) -> tuple[float, bool]:
-    """Total predicted latency over the prompts (after the prefill), and whether a task waited."""
+def predict(
+    profile: PairProfile, algorithm: str, k: int, servers: int, cancellation: Any = "instant"
+) -> tuple[float, bool]:
+    """Total predicted latency over the prompts (after the prefill), and whether a task waited.
+
+    ``cancellation`` is the simulator's preemption model (``"instant"``, ``"fails"`` = a
+    cancelled task runs to completion, or a delay as the simulated backend accepts it).
+    """
     from dsi_core.testing.replay import replay_pattern
 
     total, waited = 0.0, False
@@ -133,6 +139,7 @@ def predict(profile: PairProfile, algorithm: str, k: int, servers: int) -> tuple
             servers,
             lambda a: profile.task_cost(len(a.context) - a.lo + 1),
             profile.draft_s,
+            cancellation=cancellation,
         )
         total += float(end)
         waited = waited or coord.stats.task_waits > 0
