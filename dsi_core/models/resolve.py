@@ -23,6 +23,7 @@ import json
 import os
 import re
 import socket
+import sys
 from typing import Any
 from urllib.parse import urlparse
 
@@ -39,11 +40,11 @@ _hub_reachable: bool | None = None  # probed at most once per process
 
 
 def _is_pretrained(obj: Any) -> bool:
-    try:
-        from transformers import PreTrainedModel
-    except ImportError:  # transformers not installed: nothing can be a PreTrainedModel
-        return False
-    return isinstance(obj, PreTrainedModel)
+    """Whether ``obj`` is a ``transformers`` ``PreTrainedModel``, without importing transformers:
+    an instance can only exist once its defining module has been imported."""
+    mod = sys.modules.get("transformers.modeling_utils")
+    cls = getattr(mod, "PreTrainedModel", None)
+    return cls is not None and isinstance(obj, cls)
 
 
 def _missing(obj: Any, methods: tuple[str, ...], attrs: tuple[str, ...]) -> list[str]:

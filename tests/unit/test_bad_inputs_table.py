@@ -373,31 +373,31 @@ CASES: list[Case] = [
     # --- drafter breaks its contract mid-run ---
     Case(
         "drafter returns None",
-        api(drafter=FnDrafter(lambda t: None)),
+        api(algorithm="si", drafter=FnDrafter(lambda t: None)),
         DrafterError,
         "returned NoneType at position 0, not a dsi_core.models.base.Proposal",
     ),
     Case(
         "drafter token 'x'",
-        api(drafter=FnDrafter(lambda t: Proposal(token="x"))),
+        api(algorithm="si", drafter=FnDrafter(lambda t: Proposal(token="x"))),
         DrafterError,
         "proposed 'x' at position 0, not a token id",
     ),
     Case(
         "drafter token 1.7",
-        api(drafter=FnDrafter(lambda t: Proposal(token=1.7))),
+        api(algorithm="si", drafter=FnDrafter(lambda t: Proposal(token=1.7))),
         DrafterError,
         "proposed 1.7 at position 0",
     ),
     Case(
         "drafter token 99",
-        api(drafter=FnDrafter(lambda t: Proposal(token=99))),
+        api(algorithm="si", drafter=FnDrafter(lambda t: Proposal(token=99))),
         DrafterError,
         "draft token 99 outside the vocabulary of size 4",
     ),
     Case(
         "drafter empty proposal",
-        api(drafter=FnDrafter(lambda t: Proposal())),
+        api(algorithm="si", drafter=FnDrafter(lambda t: Proposal())),
         DrafterError,
         "neither a token nor a row",
     ),
@@ -430,13 +430,19 @@ CASES: list[Case] = [
     ),
     Case(
         "drafter logits +inf",
-        api(drafter=FnDrafter(lambda t: Proposal(q=np.array([np.inf, 0, 0, 0])), "logits")),
+        api(
+            algorithm="si",
+            drafter=FnDrafter(lambda t: Proposal(q=np.array([np.inf, 0, 0, 0])), "logits"),
+        ),
         InvalidDistributionError,
         r"row q at position 0: logits row contains \+inf",
     ),
     Case(
         "drafter q NaN",
-        api(drafter=FnDrafter(lambda t: Proposal(q=np.array([np.nan, 0.5, 0.5, 0.0])))),
+        api(
+            algorithm="si",
+            drafter=FnDrafter(lambda t: Proposal(q=np.array([np.nan, 0.5, 0.5, 0.0]))),
+        ),
         InvalidDistributionError,
         "contains NaN",
     ),
@@ -722,6 +728,26 @@ def forbid_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ----------------------------------------------------------------------------- the test
 
+LIBRARY_THREADS = ("tqdm_monitor",)  # tqdm's daemon monitor: started once, lives forever
+
+
+def no_new_threads(before: set[threading.Thread], grace_s: float = 5.0) -> bool:
+    """True once every thread started during the call has ended. transformers' weight loader
+    shuts its pool down with ``wait=False``, so its idle workers get ``grace_s`` to exit."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        new = [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and t.name not in LIBRARY_THREADS
+        ]
+        if not new:
+            return True
+        ours = [t for t in new if not t.name.startswith("ThreadPoolExecutor")]
+        if ours or time.monotonic() > deadline:
+            raise AssertionError(f"threads outlived the call: {new}")
+        time.sleep(0.02)
+
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -730,7 +756,7 @@ def test_bad_input(case: Case, env: Env, monkeypatch, capsys):
         forbid_loading(monkeypatch)
     watched = (env.tmp, env.models)  # cwd and model cache live under env.tmp
     before_files = snapshot(*watched)
-    before_threads = threading.active_count()
+    before_threads = set(threading.enumerate())
     t0 = time.perf_counter()
     if case.cli:
         status = main(case.run(env))
@@ -746,7 +772,7 @@ def test_bad_input(case: Case, env: Env, monkeypatch, capsys):
         with pytest.raises(case.expect, match=case.match):  # type: ignore[arg-type]
             case.run(env)
     elapsed = time.perf_counter() - t0
-    assert threading.active_count() == before_threads, threading.enumerate()
+    assert no_new_threads(before_threads)
     assert snapshot(*watched) == before_files  # nothing written, nothing touched
     assert len(env.probes) <= 1  # at most one (refused) hub probe, never a download
     if not case.loads:
@@ -902,3 +928,17 @@ def test_cli_ctrl_c_exits_130_with_one_line_and_no_thread_left(tmp_path):
     assert proc.returncode == 130, err
     assert lines == ["dsi: interrupted"], err
     assert "threads left: []" in out
+
+
+def test_the_thread_check_can_fail():
+    before = set(threading.enumerate())
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, name="leaked-worker")
+    t.start()
+    try:
+        with pytest.raises(AssertionError, match="leaked-worker"):
+            no_new_threads(before)
+    finally:
+        stop.set()
+        t.join()
+    assert no_new_threads(before)
