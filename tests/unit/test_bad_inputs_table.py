@@ -942,3 +942,9 @@ def test_the_thread_check_can_fail():
         stop.set()
         t.join()
     assert no_new_threads(before)
+
+
+def test_docs_list_every_kind():
+    doc = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text(encoding="utf-8")
+    missing = [c.id for c in CASES if f"`{c.id[4:] if c.cli else c.id}`" not in doc]
+    assert not missing, f"docs/reliability.md does not list: {missing}"
