@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -235,6 +235,8 @@ def generate(
     elif not isinstance(config, Config):
         raise InvalidInputError(f"config must be a dsi_core.Config, got {type(config).__name__}")
     cfg = config
+    if isinstance(prompt, Iterator):  # one pass only: the check would consume it
+        prompt = list(prompt)
     check_prompt(prompt)
     check_target_spec(target)
     if cfg.speculative:
