@@ -820,6 +820,9 @@ def test_numpy_integers_and_arrays_are_accepted():
             servers=np.int8(2),
         ).tokens
         assert got == want
+    assert (
+        generate((x for x in [1, 2]), target=T, drafter=D, max_new_tokens=6, seed=3).tokens == want
+    )
     cfg = Config(seed=np.int64(3), servers=np.int32(2))
     assert type(cfg.seed) is int and type(cfg.servers) is int
 
