@@ -951,3 +951,37 @@ def test_docs_list_every_kind():
     doc = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text(encoding="utf-8")
     missing = [c.id for c in CASES if f"`{c.id[4:] if c.cli else c.id}`" not in doc]
     assert not missing, f"docs/reliability.md does not list: {missing}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_low_precision_probability_rows_are_accepted_and_scaled_ones_are_not(dtype):
+    """A torch softmax in float32 over 128k tokens sums to 1 only within ~1e-5: accepted (the
+    dtype's tolerance), returned as float64 summing to 1; the same row x1.05 is refused."""
+    import torch
+
+    from dsi_core.sampling import SUM_TOLERANCE, SUM_TOLERANCES, check_row, to_probs
+
+    torch.manual_seed(0)
+    z = torch.randn(128_256) * 5
+    p = torch.softmax(z, -1).to(getattr(torch, dtype))
+    assert abs(float(p.double().sum()) - 1) > SUM_TOLERANCE or dtype == "float32"
+    row = to_probs(p, "probs", what="target m row at position 3")
+    assert row.dtype == np.float64 and abs(row.sum() - 1) < 1e-12
+    check_row(row)  # holds at the float64 tolerance downstream
+    with pytest.raises(InvalidDistributionError, match=r"m row at position 3 sums to 1\.0[45]"):
+        to_probs(p * 1.05, "probs", what="target m row at position 3")
+    assert SUM_TOLERANCES[dtype] < 0.05
+    assert to_probs(z.to(getattr(torch, dtype)), "logits").dtype == np.float64
+
+
+def test_tensor_rows_run_like_numpy_rows():
+    import torch
+
+    as_tensor = ToyModel(V, lambda toks: torch.tensor([float(x) for x in T.row(toks)]), "tensor")
+    as_array = ToyModel(V, lambda toks: np.asarray([float(x) for x in T.row(toks)]), "array")
+    for mode in ("greedy", "rejection", "coupled"):
+        kw = dict(drafter=D, mode=mode, seed=5, max_new_tokens=8, backend="simulated")
+        assert (
+            generate([1, 2], target=as_tensor, **kw).tokens
+            == generate([1, 2], target=as_array, **kw).tokens
+        )
