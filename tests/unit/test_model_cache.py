@@ -320,3 +320,25 @@ def test_real_smollm2_cache_is_repaired_from_the_gguf(tmp_path, monkeypatch):
     assert leftovers(cache) == []
     ids = m.tokenizer("Hello")["input_ids"]
     assert m.vocab_size == 49152 and ids
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
+def test_a_failed_or_interrupted_save_leaves_nothing(cache, error):
+    """Ctrl-C (propagates) or a full disk (the model is still returned) while saving: no
+    temporary directory and no half-written cache stay behind."""
+
+    def save(pair, d):
+        save_pretrained_pair(pair, d)
+        raise error("disk full (test)") if error is OSError else error()
+
+    c = Counter()
+    if error is KeyboardInterrupt:
+        with pytest.raises(KeyboardInterrupt):
+            load_cached(cache, c.build, save, c.load)
+    else:
+        pair = load_cached(cache, c.build, save, c.load)
+        assert torch.equal(weights(pair), weights(tiny_pair(0)))
+    assert not cache.exists()
+    assert leftovers(cache) == []
+    get(cache, Counter())  # the next load builds and publishes normally
+    assert verify_cache(cache, full=True) is None
