@@ -104,9 +104,7 @@ def table_models(draw: Any, vocab: int | None = None) -> tuple[ToyModel, ToyMode
 
 
 @st.composite
-def cases(
-    draw: Any, vocabs: tuple[int, ...] = (2, 3, 4, 5), max_drafts: int = 3
-) -> Case:
+def cases(draw: Any, vocabs: tuple[int, ...] = (2, 3, 4, 5), max_drafts: int = 3) -> Case:
     """A conformance case: drawn target/drafter tables and a chain of ``1..max_drafts`` drafts
     (kept to ``vocab**k <= 64`` draft tuples so that one exact check stays well under a
     second)."""

@@ -166,6 +166,11 @@ def test_transformers_float32_resolution(hf_fn):
     ref = check_rule_exact(reference_rule, [case], resolution=2**24).results[0]
     assert hf.out_of_support == Fraction(3, 4) * Fraction(1, 2**24)
     assert ref.out_of_support == 0 and ref.passed
+    # the same with the computation in float32, as in generate (no snapping of its numbers)
+    hf32 = check_rule_exact(cf.hf_rule(hf_fn, "float32"), [case], resolution=2**24).results[0]
+    assert hf32.out_of_support == Fraction(3, 4) * Fraction(1, 2**24)
+    with pytest.raises(InvalidInputError):
+        cf.hf_rule(hf_fn, "bfloat16")
 
 
 def test_torch_patch_is_restored(hf_fn):
@@ -215,8 +220,34 @@ def test_cli_conform(capsys):
     text = capsys.readouterr().out
     assert rc == 1 and "minimal counterexample" in text and text.rstrip().endswith("FAIL")
     assert main(["conform", "not_a_module_xyz:f"]) == 2
+    # at a given resolution: judged against the strict rule on the same grid, and the support
+    grid = ["--vocab", "2", "--max-drafts", "1", "--no-statistical", "--resolution", "16777216"]
+    assert main(["conform", "dsi_core.testing.conformance:reference_rule", *grid]) == 0
+    capsys.readouterr()
+    assert main(["conform", "dsi_core.testing.conformance:_mutant_leq", *grid, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    bad = [r for r in out["exact"]["results"] if not r["passed"]]
+    assert bad and all(Fraction(r["out_of_support"]) > 0 for r in bad)
 
 
 def test_float_rows_for_statistical():
     rows = cf._float_rows([(Fraction(1, 3), Fraction(2, 3))])
     assert rows[0].dtype == np.float64 and rows[0][0] == pytest.approx(1 / 3)
+
+
+def test_reference_rule_survives_a_float_degenerate_residual():
+    """Float rounding can leave ``p <= q`` everywhere with ``p != q``: a rejection then finds an
+    empty residual ``max(0, p - q)`` (transformers' rule divides 0 by 0 there and
+    ``torch.multinomial`` raises; see docs/conformance.md). Ours must still emit a token."""
+    from dsi_core.sampling import DecisionRule, Stream
+
+    class Noise:
+        def uniform(self, pos, stream):
+            return 1 - 2**-53 if stream == Stream.ACCEPT else 0.5
+
+    q = np.full(4, 0.25)
+    p = q.copy()
+    p[2] -= 1e-9  # sums to 1 within tolerance; p <= q everywhere
+    assert (np.maximum(p - q, 0) == 0).all()
+    tok, accepted = DecisionRule("rejection", Noise()).decide(0, p, draft=2, q=q)
+    assert accepted is False and tok != 2 and 0 <= tok < 4
