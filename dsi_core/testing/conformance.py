@@ -1018,7 +1018,9 @@ def conform(
     if kind in ("rule", "hf"):
         rule = hf_rule(fn) if kind == "hf" else fn
         cases = standard_cases(vocabs, max_drafts)
-        ex = check_rule_exact(rule, cases, resolution=resolution, name=name).to_dict()
+        with torch_threads(1):
+            rep = check_rule_exact(rule, cases, resolution=resolution, name=name)
+        ex = rep.to_dict()
         if resolution is not None:
             # on a grid that is not a multiple of the thresholds' denominators no float sampler
             # is exact; judge against our strict rule on the same grid, and the support
@@ -1030,6 +1032,10 @@ def conform(
                 r["passed"] = Fraction(r["out_of_support"]) == 0 and Fraction(r["tv"]) <= rr.tv
             ex["failed_cases"] = sum(not r["passed"] for r in ex["results"])
             ex["passed"] = ex["failed_cases"] == 0
+            first = next((i for i, r in enumerate(ex["results"]) if not r["passed"]), None)
+            ex["counterexample"] = (
+                None if first is None else rep.results[first].counterexample().to_dict()
+            )
             ex["verdict"] = (
                 f"at resolution {resolution}: pass iff no mass outside the target's support and "
                 "TV <= that of dsi_core's strict rule u < p/q on the same grid"

@@ -228,6 +228,7 @@ def test_cli_conform(capsys):
     out = json.loads(capsys.readouterr().out)
     bad = [r for r in out["exact"]["results"] if not r["passed"]]
     assert bad and all(Fraction(r["out_of_support"]) > 0 for r in bad)
+    assert out["exact"]["counterexample"]["want"] == "0"  # a token the target never emits
 
 
 def test_float_rows_for_statistical():
