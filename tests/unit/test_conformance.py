@@ -252,3 +252,13 @@ def test_reference_rule_survives_a_float_degenerate_residual():
     assert (np.maximum(p - q, 0) == 0).all()
     tok, accepted = DecisionRule("rejection", Noise()).decide(0, p, draft=2, q=q)
     assert accepted is False and tok != 2 and 0 <= tok < 4
+
+
+def test_conform_runs_a_black_box_sampler_statistically():
+    sampler = rule_sampler(reference_rule, seed=2)
+    rep = cf.conform(sampler, samples=300)
+    assert rep["interface"] == "sampler" and "exact" not in rep
+    assert rep["passed"] and rep["statistical"]["false_failure_rate"] == 1e-3
+    broken = cf.conform(rule_sampler(MUTANTS["bonus_from_q"], seed=2), samples=3000)
+    assert not broken["passed"]
+    assert "statistical: FAIL" in cf.format_report(broken)
