@@ -78,16 +78,20 @@ __all__ = [
     "check_rule_exact",
     "check_sampler_statistical",
     "conform",
+    "default_statistical_cases",
     "format_report",
     "hf_rule",
     "hf_sampler",
+    "interface_of",
     "load_function",
     "reference_rule",
     "rule_sampler",
     "standard_cases",
+    "torch_threads",
 ]
 
-Rule = Callable[[Sequence[Any], Sequence[Any], Sequence[int], Callable[[Hashable], Any]], Any]
+Uniform = Callable[[Hashable], Any]  # uniform(key) -> a uniform on [0, 1) (compare it only)
+Rule = Callable[[Sequence[Any], Sequence[Any], Sequence[int], Uniform], Any]
 Sampler = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[int]], Any]
 
 # ----------------------------------------------------------------------------- cases
@@ -219,7 +223,13 @@ class _SourceNoise:
         raise NotImplementedError("the conformance kit checks the rejection rule")
 
 
-def _run_decision_rule(rule: DecisionRule, p_rows, q_rows, drafts, bonus_row=None) -> list[int]:
+def _run_decision_rule(
+    rule: DecisionRule,
+    p_rows: Sequence[Any],
+    q_rows: Sequence[Any],
+    drafts: Sequence[int],
+    bonus_row: Any = None,
+) -> list[int]:
     out = []
     for i, x in enumerate(drafts):
         tok, accepted = rule.decide(i, p_rows[i], x, q_rows[i])
@@ -231,7 +241,9 @@ def _run_decision_rule(rule: DecisionRule, p_rows, q_rows, drafts, bonus_row=Non
     return out
 
 
-def reference_rule(p_rows, q_rows, drafts, uniform) -> list[int]:
+def reference_rule(
+    p_rows: Sequence[Any], q_rows: Sequence[Any], drafts: Sequence[int], uniform: Uniform
+) -> list[int]:
     """Our :class:`~dsi_core.sampling.DecisionRule` in rejection mode, as a kit rule."""
     return _run_decision_rule(
         DecisionRule("rejection", _SourceNoise(uniform)), p_rows, q_rows, drafts
@@ -252,12 +264,16 @@ class _LeqNoise(_SourceNoise):
         return _Inclusive(u) if stream == sampling.Stream.ACCEPT else u
 
 
-def _mutant_leq(p_rows, q_rows, drafts, uniform) -> list[int]:
+def _mutant_leq(
+    p_rows: Sequence[Any], q_rows: Sequence[Any], drafts: Sequence[int], uniform: Uniform
+) -> list[int]:
     """Accepts on ``u <= p/q`` (transformers' comparison) instead of ``u < p/q``."""
     return _run_decision_rule(DecisionRule("rejection", _LeqNoise(uniform)), p_rows, q_rows, drafts)
 
 
-def _mutant_wrong_residual(p_rows, q_rows, drafts, uniform) -> list[int]:
+def _mutant_wrong_residual(
+    p_rows: Sequence[Any], q_rows: Sequence[Any], drafts: Sequence[int], uniform: Uniform
+) -> list[int]:
     """Samples a rejection's correction from ``max(0, q - p)`` instead of ``max(0, p - q)``."""
     orig = sampling.residual
 
@@ -268,13 +284,17 @@ def _mutant_wrong_residual(p_rows, q_rows, drafts, uniform) -> list[int]:
         return reference_rule(p_rows, q_rows, drafts, uniform)
 
 
-def _mutant_wrong_q(p_rows, q_rows, drafts, uniform) -> list[int]:
+def _mutant_wrong_q(
+    p_rows: Sequence[Any], q_rows: Sequence[Any], drafts: Sequence[int], uniform: Uniform
+) -> list[int]:
     """Verifies against a uniform ``q`` instead of the row the draft was sampled from."""
     flat = [tuple(Fraction(1, len(q)) for _ in q) for q in q_rows]
     return reference_rule(p_rows, flat, drafts, uniform)
 
 
-def _mutant_bonus_from_q(p_rows, q_rows, drafts, uniform) -> list[int]:
+def _mutant_bonus_from_q(
+    p_rows: Sequence[Any], q_rows: Sequence[Any], drafts: Sequence[int], uniform: Uniform
+) -> list[int]:
     """Draws the bonus token (all drafts accepted) from the drafter's row, not the target's."""
     rule = DecisionRule("rejection", _SourceNoise(uniform))
     return _run_decision_rule(rule, p_rows, q_rows, drafts, bonus_row=q_rows[len(drafts)])
