@@ -326,7 +326,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[2, 3, 4, 5],
         help="vocabulary sizes of the exact cases",
     )
-    cf.add_argument("--max-drafts", type=_int_in(1, 3), default=3, help="longest draft chain")
+    cf.add_argument(
+        "--max-drafts",
+        type=_int_in(1, 3),
+        default=3,
+        help="longest draft chain of the exact cases (at most 2 for vocabularies >= 4)",
+    )
     cf.add_argument(
         "--resolution",
         type=_int_in(1),
