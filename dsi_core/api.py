@@ -198,6 +198,9 @@ def generate(
     timeout_s: float | None = None,
     task_timeout_s: float | None = None,
     runner: Any = None,
+    ray_address: str | None = None,
+    num_gpus: float = 0.0,
+    num_cpus: float = 0.0,
 ) -> Result:
     """Generate ``max_new_tokens`` tokens (fewer at EOS) with non-SI, SI or DSI.
 
@@ -213,8 +216,10 @@ def generate(
     ``threads_per_server`` place the ``processes`` backend's workers; ``timeout_s`` bounds the
     whole run and ``task_timeout_s`` each draft and target task (real backends): exceeding
     either raises :class:`~dsi_core.errors.DeadlineExceededError` after every worker stopped.
-    ``runner``: an open :class:`~dsi_core.backends.processes.ProcessesBackend` to reuse across
-    calls (its workers stay up between runs; you close it); its placement options win.
+    ``runner``: an open :class:`~dsi_core.backends.processes.ProcessesBackend` (or
+    :class:`~dsi_core.backends.ray_backend.RayBackend`) to reuse across calls (its workers stay
+    up between runs; you close it); its placement options win. ``ray`` backend: ``ray_address``
+    (default ``RAY_ADDRESS``, else a local Ray), ``num_gpus`` and ``num_cpus`` per server actor.
     """
     for name, v in (("timeout_s", timeout_s), ("task_timeout_s", task_timeout_s)):
         if v is not None and (
@@ -279,7 +284,7 @@ def generate(
         )
         tb.run(coord, target, d, ids, temp)
         transport = tb.report.as_dict()
-    elif cfg.backend == "processes" and runner is not None:
+    elif cfg.backend in ("processes", "ray") and runner is not None:
         if runner.servers != cfg.effective_servers:
             raise InvalidInputError(
                 f"runner has {runner.servers} servers, the run needs {cfg.effective_servers}"
@@ -299,6 +304,20 @@ def generate(
         ) as pb:
             pb.run(coord, target, d, ids, temp)
             transport = pb.report.as_dict()
+    elif cfg.backend == "ray":
+        from dsi_core.backends.ray_backend import RayBackend
+
+        with RayBackend(
+            cfg.effective_servers,
+            address=ray_address,
+            num_gpus=num_gpus,
+            num_cpus=num_cpus,
+            threads_per_server=threads_per_server,
+            timeout_s=timeout_s,
+            task_timeout_s=task_timeout_s,
+        ) as rb:
+            rb.run(coord, target, d, ids, temp)
+            transport = rb.report.as_dict()
     else:
         from dsi_core.backends.simulated import SimulatedBackend
 

@@ -195,6 +195,16 @@ def _generate_args(g: argparse.ArgumentParser) -> None:
     )
 
 
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
 def _devices(text: str) -> list[str]:
     devs = [d.strip() for d in text.split(",") if d.strip()]
     if not devs:
@@ -206,6 +216,20 @@ def _devices(text: str) -> list[str]:
 
 
 def _placement_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="ray backend: the cluster to join (None: $RAY_ADDRESS, else a local Ray)",
+    )
+    p.add_argument(
+        "--num-gpus",
+        type=_nonneg_float,
+        default=0.0,
+        help="ray backend: GPUs per server actor (fractional packs several on one GPU)",
+    )
+    p.add_argument(
+        "--num-cpus", type=_nonneg_float, default=0.0, help="ray backend: CPUs per server actor"
+    )
     p.add_argument(
         "--devices",
         type=_devices,
@@ -238,8 +262,8 @@ def _parser() -> argparse.ArgumentParser:
         "--backend",
         choices=BACKENDS,
         default="threads",
-        help="backend of SI and DSI, threads or processes (non-SI always runs in-process with "
-        "every thread)",
+        help="backend of SI and DSI: threads, processes or ray (non-SI always runs in-process "
+        "with every thread)",
     )
     _placement_args(b)
     b.add_argument("--servers", "-S", type=SERVERS, nargs="+", default=[2, 4], help="SP degrees")
@@ -418,6 +442,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         backend=args.backend,
         devices=args.devices,
         threads_per_server=args.threads_per_server,
+        ray_options={
+            "address": args.ray_address,
+            "num_gpus": args.num_gpus,
+            "num_cpus": args.num_cpus,
+        },
     )
     profiles = {
         n: profile_pair(target, d, PROMPTS, n_tokens=args.max_new_tokens)
@@ -576,6 +605,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         threads_per_server=args.threads_per_server,
         timeout_s=args.timeout,
         task_timeout_s=args.task_timeout,
+        ray_address=args.ray_address,
+        num_gpus=args.num_gpus,
+        num_cpus=args.num_cpus,
         sim_target_latency=Fraction(args.sim_t).limit_denominator(10**6),
         sim_draft_latency=Fraction(args.sim_c).limit_denominator(10**6),
         config=cfg,

@@ -17,7 +17,7 @@ from dsi_core.errors import InvalidInputError
 
 Algorithm = Literal["dsi", "si", "nonsi"]
 Mode = Literal["greedy", "rejection", "coupled"]
-BackendName = Literal["threads", "processes", "simulated"]
+BackendName = Literal["threads", "processes", "ray", "simulated"]
 
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 MODES: tuple[str, ...] = get_args(Mode)

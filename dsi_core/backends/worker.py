@@ -118,7 +118,15 @@ def compute_draft(
         q = to_probs(q, row_kind(model), temperature, what)
     elif token is None:
         raise DrafterError(f"drafter {model_name(model)} returned neither a token nor a row")
-    if rule is not None and not rule.needs_draft and token is None:
+    vocab = getattr(model, "vocab_size", None)
+    if rule is not None and not rule.needs_draft and token is None and vocab is not None:
+        # the row stays here, so its length is checked here (generate checked the drafter's
+        # vocab_size against the target's); a drafter of any vocabulary sends its row on
+        if len(q) != vocab:
+            raise DrafterError(
+                f"drafter {model_name(model)} row q at position {pos} has {len(q)} entries, "
+                f"its vocabulary {vocab}"
+            )
         return DraftDone(action.request_id, None, rule.draft_token(pos, q))
     return DraftDone(action.request_id, q, token)
 

@@ -67,12 +67,15 @@ def run_bench(
     backend: str = "threads",
     devices: Any = None,
     threads_per_server: int | None = None,
+    ray_options: dict[str, Any] | None = None,
 ) -> tuple[list[Row], dict[tuple[str, str], list[float]]]:
     """Time non-SI and every (drafter, algorithm, k, S) on the same prompts, ``repeats`` times.
 
-    SI and DSI run on ``backend`` (``threads`` or ``processes``, placed by ``devices`` and
-    ``threads_per_server``); non-SI always runs on ``threads`` in this process, where torch
-    uses every thread it has: the same total thread budget as the workers of a DSI run.
+    SI and DSI run on ``backend`` (``threads``, ``processes`` placed by ``devices`` and
+    ``threads_per_server``, or ``ray`` with ``ray_options``: address, num_gpus, num_cpus); the
+    worker pools are reused across prompts and repetitions; non-SI always runs on ``threads``
+    in this process, where torch uses every thread it has: the same total thread budget as the
+    workers of a DSI run.
 
     Returns the rows and, per (drafter, algorithm-label), the per-repetition speedups over
     non-SI (non-SI total wall / this total wall, both from the same repetition).
@@ -100,6 +103,7 @@ def run_bench(
             backend,
             devices,
             threads_per_server,
+            ray_options,
             pools,
             bar,
         )
@@ -107,6 +111,22 @@ def run_bench(
         for pool in pools.values():
             pool.close()
         bar.close()
+
+
+def _pool(
+    backend: str,
+    servers: int,
+    devices: Any,
+    threads_per_server: int | None,
+    ray_options: dict[str, Any] | None,
+) -> Any:
+    if backend == "ray":
+        from dsi_core.backends.ray_backend import RayBackend
+
+        return RayBackend(servers, threads_per_server=threads_per_server, **(ray_options or {}))
+    from dsi_core.backends.processes import ProcessesBackend
+
+    return ProcessesBackend(servers, devices=devices, threads_per_server=threads_per_server)
 
 
 def _bench_loop(
@@ -119,6 +139,7 @@ def _bench_loop(
     backend: str,
     devices: Any,
     threads_per_server: int | None,
+    opts: dict[str, Any] | None,
     pools: dict[tuple[str, int], Any],
     bar: Any,
 ) -> tuple[list[Row], dict[tuple[str, str], list[float]]]:
@@ -134,14 +155,10 @@ def _bench_loop(
             toks = acc_n = acc_d = fwd = 0
             for text in prompts.values():
                 extra: dict[str, Any] = {}
-                if alg != "nonsi" and backend == "processes":
+                if alg != "nonsi" and backend in ("processes", "ray"):
                     n = 1 if alg == "si" else s
                     if (dname, n) not in pools:
-                        from dsi_core.backends.processes import ProcessesBackend
-
-                        pools[(dname, n)] = ProcessesBackend(
-                            n, devices=devices, threads_per_server=threads_per_server
-                        )
+                        pools[(dname, n)] = _pool(backend, n, devices, threads_per_server, opts)
                     extra = {"runner": pools[(dname, n)]}
                 r = generate(
                     text,
