@@ -354,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-drafts",
         type=_int_in(1, 3),
         default=3,
-        help="longest draft chain of the exact cases (at most 2 for vocabularies >= 4)",
+        help="longest draft chain of the exact cases",
     )
     cf.add_argument(
         "--resolution",
