@@ -64,3 +64,34 @@ def test_cli_default_model_json(capsys, target):
     assert 1 <= len(out["tokens"]) <= 8 and isinstance(out["text"], str)
     ref = generate("Name a fruit.", target=target, algorithm="nonsi", max_new_tokens=8)
     assert out["tokens"] == ref.tokens
+
+
+def test_greedy_dsi_on_processes_equals_nonsi(target):
+    """Real parallel servers (a process each, fork start, one thread each) on 5 prompts."""
+    from dsi_core.backends.processes import ProcessesBackend
+
+    with ProcessesBackend(3) as pool:
+        for prompt in PROMPTS:
+            ref = generate(prompt, target=target, algorithm="nonsi", max_new_tokens=N_NEW)
+            out = generate(
+                prompt,
+                target=target,
+                lookahead=3,
+                servers=3,
+                max_new_tokens=N_NEW,
+                backend="processes",
+                runner=pool,
+            )
+            assert out.tokens == ref.tokens, (prompt, out.text, ref.text)
+            assert out.transport["transport"] == "processes"
+
+
+def test_derived_bf16_drafter_keeps_greedy_output(target):
+    bf16 = derived_drafter(target, "bf16")
+    prompt = PROMPTS[0]
+    ref = generate(prompt, target=target, algorithm="nonsi", max_new_tokens=12)
+    out = generate(prompt, target=target, drafter=bf16, lookahead=3, servers=2, max_new_tokens=12)
+    assert out.tokens == ref.tokens
+    # SI judges every draft whatever the timing: the target's own weights in bf16 agree often
+    si = generate(prompt, target=target, drafter=bf16, algorithm="si", max_new_tokens=12)
+    assert si.tokens == ref.tokens and si.stats.drafts_accepted >= 1
