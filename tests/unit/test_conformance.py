@@ -40,8 +40,8 @@ def test_reference_rule_is_exactly_lossless():
     assert all(r.paths > 0 for r in rep.results)
 
 
-def test_reference_rule_vocab_4_and_5():
-    cases = [c for c in standard_cases(vocabs=(4, 5), max_drafts=2) if c.name == "random"]
+def test_reference_rule_vocab_4_and_5_chains_1_to_3():
+    cases = [c for c in standard_cases(vocabs=(4, 5), max_drafts=3) if c.name == "random"]
     assert check_rule_exact(reference_rule, cases).passed
 
 
