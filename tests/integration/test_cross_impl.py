@@ -4,9 +4,9 @@ SmolLM2-135M-Instruct in float32, greedy, on five chat prompts (ids built once w
 tokenizer's chat template, then given to every implementation): transformers' plain greedy
 ``generate``, transformers' assisted ``generate`` with ``prompt_lookup_num_tokens``, and
 dsi_core's non-SI, SI and DSI (lookup drafter). Outputs are compared as token ids up to and
-including the first EOS. Marked ``slow``: 84 s measured on the 2 shared CPU cores at load
-average 5 (each run about 4x slower than idle); one torch thread per forward, several times
-faster than two on a busy machine.
+including the first EOS. Marked ``slow``: 51 s to 84 s measured on the 2 shared CPU cores
+(load average 3 to 5); one torch thread per forward, several times faster than two on a busy
+machine.
 
 The comparison can fail: a decoding that starts with the target's second-best token must
 differ from the reference.
