@@ -116,9 +116,11 @@ class ZeroQDrafter:
 @pytest.mark.parametrize("mode", ["rejection", "greedy", "coupled"])
 @pytest.mark.parametrize("backend", ["threads", "simulated"])
 def test_drafter_whose_q_excludes_its_own_token(mode, backend):
-    # DSI on threads may finish from the target's chain before any draft is used (then the
-    # bad draft is harmless and unchecked); SI always uses its first draft.
-    algorithm = "si" if backend == "threads" and mode != "rejection" else "dsi"
+    # Deterministic by the policy, not by timing: SI starts no target task before its first
+    # draft arrives, so that draft is never stale and is always checked, whatever the threads
+    # do (DSI on threads may finish from the target's chain before any draft is used, then the
+    # bad draft is harmless and unchecked). The simulated backend's DSI is deterministic.
+    algorithm = "si" if backend == "threads" else "dsi"
     with pytest.raises(DrafterError, match="probability 0"):
         run(drafter=ZeroQDrafter(), mode=mode, backend=backend, algorithm=algorithm)
 
