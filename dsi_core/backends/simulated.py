@@ -6,9 +6,14 @@ time order; ties go to the drafter first, then to target tasks in start order. W
 (a callable choosing which in-flight job completes next, or one of the names in ``ORDERS``)
 time is ignored and the chooser forces any completion order, including adversarial ones.
 
-Preemption is instantaneous by default (the job leaves the queue and is acked at once). With
-``cancellation="fails"`` a preempted job keeps running and delivers its result later, so tests
-can check that stale results are dropped rather than committed.
+Preemption (the cancellation delay ``d``): ``cancellation="instant"`` (the default, ``d = 0``)
+removes the job and acks it at once. ``cancellation="fails"`` (``d = infinity``) lets a
+preempted job run to completion and deliver its (stale) result, so tests can check that stale
+results are dropped rather than committed. A number ``d >= 0`` (ideally a Fraction, e.g. one
+decoder layer's share of ``t``) is a bounded delay: the preempted job keeps its server until
+``min(cancel time + d, its finish)`` and is then acked (``TargetAborted`` / ``DraftAborted``),
+or delivers its stale result if it finished first. Under a forced ``order`` there is no clock:
+a delayed cancellation is acked whenever the chooser picks the job.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Job:
     finish: Any
     seq: int
     cancelled: bool = field(default=False)
+    abort_at: Any = None  # when a delayed cancellation frees the server (bounded delay only)
 
 
 def _fifo(jobs: Sequence[Job]) -> int:
@@ -78,11 +84,16 @@ class SimulatedBackend:
         target_latency: Any = Fraction(1),
         draft_latency: Any = Fraction(1, 10),
         order: str | Callable[[Sequence[Job]], int] | None = None,
-        cancellation: str = "instant",
+        cancellation: Any = "instant",
         max_steps: int = 10_000_000,
     ) -> None:
-        if cancellation not in ("instant", "fails"):
-            raise InvalidInputError("cancellation must be 'instant' or 'fails'")
+        if isinstance(cancellation, str):
+            if cancellation not in ("instant", "fails"):
+                raise InvalidInputError("cancellation must be 'instant', 'fails' or a delay >= 0")
+        elif isinstance(cancellation, bool) or not (
+            isinstance(cancellation, int | float | Fraction) and cancellation >= 0
+        ):
+            raise InvalidInputError("cancellation must be 'instant', 'fails' or a delay >= 0")
         if isinstance(order, str):
             if order.startswith("random:"):
                 order = random_order(int(order.split(":", 1)[1]))
@@ -144,6 +155,10 @@ class SimulatedBackend:
                         work.extend(coord.on_event(ev, self.now))
                     else:
                         job.cancelled = True
+                        d = self.cancellation
+                        if d != "fails" and (self.order is not None or self.now + d < job.finish):
+                            job.abort_at = self.now + d
+                            job.finish = job.abort_at
                 else:
                     raise BackendError(f"unknown action {a!r}")
 
@@ -167,7 +182,10 @@ class SimulatedBackend:
                 self.now = Fraction(steps)
             jobs.remove(job)
             model, state = (drafter, d_state) if job.kind == "draft" else (target, t_state)
-            ev = self.complete(job, model, state, prompt, temperature)
+            if job.abort_at is not None:  # a delayed cancellation took effect before the finish
+                ev = DraftAborted(job.id) if job.kind == "draft" else TargetAborted(job.id)
+            else:
+                ev = self.complete(job, model, state, prompt, temperature)
             execute(coord.on_event(ev, self.now))
         coord.stats.wall_time = float(self.now)
         return self.now

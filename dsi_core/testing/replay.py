@@ -29,7 +29,7 @@ def replay_pattern(
     servers: int,
     target_latency: Any,
     draft_latency: Any,
-    cancellation: str = "instant",
+    cancellation: Any = "instant",
     order: Any = None,
     check: bool = True,
 ) -> tuple[Any, Coordinator]:
@@ -37,7 +37,8 @@ def replay_pattern(
 
     Latencies are numbers (ideally Fractions) or callables of the action, as for
     :class:`~dsi_core.backends.simulated.SimulatedBackend`; ``cancellation`` is one of its
-    preemption models. With ``check`` the committed tokens must be the target's (greedy).
+    preemption models (``"instant"``, ``"fails"`` or a delay ``d``). With ``check`` the
+    committed tokens must be the target's (greedy).
     """
     cfg = Config(algorithm, k, servers, len(pattern))
     coord = Coordinator(cfg, DecisionRule("greedy", KeyedNoise(0)))
