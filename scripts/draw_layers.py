@@ -22,7 +22,7 @@ BOXES = [
     ("proofs/", "z3 theorems, latency_model", 6.8, 4.0, 3.2, "#e1d5e7"),
     ("kit: testing/", "exact  toy  synthetic  replay  conformance  strategies", 0.0, 3.0, 10.0,
      "#d5e8d4"),
-    ("execution: backends/", "worker  driver  simulated  threads  processes", 0.0, 2.0, 5.6,
+    ("execution: backends/", "worker  driver  simulated  threads  processes  ray", 0.0, 2.0, 5.6,
      "#dae8fc"),
     ("models/", "hf  smollm2  lookup  derived  resolve", 6.0, 2.0, 4.0, "#fff2cc"),
     ("models/base.py", "TargetModel / DrafterModel protocols", 3.0, 1.0, 4.0, "#fff2cc"),

@@ -140,7 +140,7 @@ def _cli_commands() -> set[str]:
     return set(COMMANDS)
 
 
-DSI_COMMAND = re.compile(r"(?<![\w./-])dsi ([a-z][a-z-]*)\b")
+DSI_COMMAND = re.compile(r"(?<![\w./-])dsi ([a-z][a-z-]+)(?![=\w-])")  # not "dsi k=1"
 
 
 def _strings(path: Path) -> str:
