@@ -19,6 +19,7 @@ import pytest
 from dsi_core import generate
 from dsi_core.backends.processes import ProcessesBackend
 from dsi_core.backends.worker import ServerWorker
+from dsi_core.checker import checked
 from dsi_core.config import Config
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, DeadlineExceededError
@@ -39,7 +40,7 @@ def children() -> set[int]:
 def run(backend: str, **kw):
     args = dict(target=TARGET, drafter=DRAFTER, max_new_tokens=12, seed=5)
     args.update(kw)
-    return generate(PROMPT, backend=backend, **args)
+    return checked(generate(PROMPT, backend=backend, **args))  # every run's trace is checked
 
 
 @pytest.mark.parametrize("mode", ["greedy", "rejection", "coupled"])

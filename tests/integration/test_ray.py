@@ -14,6 +14,7 @@ import ray
 
 from dsi_core import generate
 from dsi_core.backends.ray_backend import RayBackend
+from dsi_core.checker import checked
 from dsi_core.config import Config
 from dsi_core.coordinator import Coordinator
 from dsi_core.models.hf import tiny_llama
@@ -55,7 +56,7 @@ def all_dead(actors) -> bool:
 def run(backend: str, **kw):
     args = dict(target=TARGET, drafter=DRAFTER, max_new_tokens=12, seed=4)
     args.update(kw)
-    return generate(PROMPT, backend=backend, **args)
+    return checked(generate(PROMPT, backend=backend, **args))  # every run's trace is checked
 
 
 @pytest.mark.parametrize("mode", ["greedy", "rejection", "coupled"])
