@@ -23,6 +23,8 @@ reports every line that breaks one of these invariants:
   undecided position is stored or covered by a live (not preempted) task, unless all ``S``
   servers are physically busy.
 * **segments**: a new segment starts only after every in-flight job was preempted.
+* **useless** (efficiency): whenever the coordinator waits for an event, no live task has
+  all its rows decided (such a task is preempted to free its server).
 
 What each trace line carries (``dsi_core.events.TraceEvent``): ``config`` (detail: the run's
 algorithm, mode, lookahead, servers, budget, EOS), ``segment`` (pos: committed length),
@@ -243,9 +245,14 @@ def _physical(st: _State, kind: str) -> int:
 
 def _check_chain(st: _State, i: int) -> None:
     s = st.settings
-    if s is None or not st.started or st.done or s.algorithm not in ("dsi", "nonsi"):
+    if s is None or not st.started or st.done:
         return
     n = len(st.committed)
+    for jid, j in st.jobs.items():
+        if j.kind == "target" and not j.ended and not j.cancelled and j.L < n:
+            _bad(st, i, "useless", f"task {jid} (rows up to {j.L}) still live at {n}")
+    if s.algorithm not in ("dsi", "nonsi"):
+        return
     if n in st.rows:
         return
     live = any(
