@@ -40,6 +40,7 @@ CORE_TESTS = [
     "tests/property/test_coordinator_props.py",
     "tests/property/test_sp_degree.py",
     "tests/property/test_preemption_delay.py",
+    "tests/property/test_differential_full.py",
 ]
 SAMPLING_TESTS = [
     "tests/property/test_residual_paths.py",
@@ -223,7 +224,7 @@ def run_mutant(m: Mutant, timeout: float) -> tuple[str, float, str]:
             return "STALE (pattern not found once)", 0.0, ""
         f.write_text(text.replace(m.old, m.new))
         env = dict(os.environ, PYTHONPATH=str(dst), DSI_NO_SHRINK="1", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests]
+        cmd = [PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *m.tests]
         t0 = time.perf_counter()
         try:
             r = subprocess.run(

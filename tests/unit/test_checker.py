@@ -173,3 +173,13 @@ def test_cli_check_exit_codes(tmp_path, capsys):
     junk.write_text("{not json")
     assert main(["check", str(junk)]) == 2
     assert main(["check", str(tmp_path / "missing.json")]) == 2
+
+
+def test_useless_task_left_running_is_caught(monkeypatch):
+    """A block overtakes the chain (forced order) and commits past it: the chain task's rows
+    are all decided, so the coordinator preempts it; a coordinator that does not is caught."""
+    trace = _run("dsi", "instant", "random:19", "11111", k=2, s=64)
+    assert check_trace(trace) == []
+    assert any(e.what == "preempt" and e.detail == "chain" for e in trace)
+    monkeypatch.setattr(Coordinator, "_drop_useless", lambda self, actions: None)
+    assert "useless" in _invariants(_run("dsi", "instant", "random:19", "11111", k=2, s=64))
