@@ -48,7 +48,11 @@ SAMPLING_TESTS = [
     "tests/unit/test_exact_lossless.py",
     "tests/unit/test_bad_inputs.py",
 ]
-BACKEND_TESTS = ["tests/unit/test_threads_determinism.py", "tests/unit/test_bad_inputs.py"]
+BACKEND_TESTS = [
+    "tests/unit/test_threads_skip.py",
+    "tests/unit/test_threads_determinism.py",
+    "tests/unit/test_bad_inputs.py",
+]
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,29 @@ MUTANTS = [
         "if False:",
         tuple(CORE_TESTS),
         "useless tasks keep their servers",
+    ),
+    Mutant(
+        "epoch_not_incremented",
+        C,
+        "self.epoch += 1",
+        "self.epoch += 0",
+        tuple(CORE_TESTS),
+        "ids still decide staleness; the trace's segment counter breaks",
+    ),
+    Mutant(
+        "si_block_due_one_late",
+        C,
+        "due = nxt - 1 - self._verified_upto >= cfg.lookahead",
+        "due = nxt - 1 - self._verified_upto > cfg.lookahead",
+        tuple(CORE_TESTS),
+    ),
+    Mutant(
+        "segment_keeps_draft_running",
+        C,
+        "            if not cancelled:\n                self._draft_req[rid] = (epoch, True)",
+        "            if False:\n                self._draft_req[rid] = (epoch, True)",
+        tuple(CORE_TESTS),
+        "the in-flight draft is not preempted at a new segment",
     ),
     Mutant(
         "accept_u_le_ratio",
