@@ -50,6 +50,7 @@ SAMPLING_TESTS = [
 ]
 BACKEND_TESTS = [
     "tests/unit/test_threads_skip.py",
+    "tests/unit/test_threads_kv_choice.py",
     "tests/unit/test_threads_determinism.py",
     "tests/unit/test_bad_inputs.py",
 ]
