@@ -16,6 +16,7 @@ def all_theorems() -> list[Theorem]:
         fixed_servers,
         latency,
         lossless,
+        preemption,
         sp_degree,
     )
 
@@ -26,4 +27,5 @@ def all_theorems() -> list[Theorem]:
         *sp_degree.THEOREMS,
         *fixed_servers.THEOREMS,
         *expectation_servers.THEOREMS,
+        *preemption.THEOREMS,
     ]
