@@ -665,6 +665,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dsi: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dsi ... | head`: the reader left; not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
 
 
 def _one_line_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
