@@ -103,6 +103,7 @@ class RunReport:
     preemption_delays_s: list[float] = field(default_factory=list)  # cancel -> ack, per job
     dead_servers: int = 0
     drafter_restarts: int = 0
+    lost: int = 0  # jobs that died with their worker (never acked by a reply)
 
     def as_dict(self) -> dict[str, Any]:
         jobs = max(1, self.tasks + self.drafts)
@@ -235,6 +236,7 @@ def drive(
                             f"every target server died (last: {name(w)}, exit {msg.exitcode})"
                         )
                     events = [TargetAborted(jid) for jid, _ in lost]
+                report.lost += len(lost)
                 for ev in events:
                     jid = ev.request_id if isinstance(ev, DraftAborted) else ev.task_id
                     on.pop(jid, None)

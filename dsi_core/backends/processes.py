@@ -274,13 +274,13 @@ class ProcessesBackend:
         p.send(("reset", *self._reset_args))
         self._dead.discard(index)
 
-    def close(self) -> None:
-        """Stop every worker process (joined; killed if it does not stop within 5 s)."""
+    def close(self, grace_s: float = 5.0) -> None:
+        """Stop every worker process (joined; killed if it does not stop within ``grace_s``)."""
         procs = [p for p in self._procs if p is not None]
         self._procs = []
         self._dead = set()
         self._models = None
-        _stop(procs, 5.0)
+        _stop(procs, grace_s)
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests that check nothing leaks)."""
@@ -326,8 +326,8 @@ class ProcessesBackend:
             ok = self._drain()
             return wall
         finally:
-            if not ok:
-                self.close()  # an error, a deadline or an interrupt: nothing survives
+            if not ok:  # an error, a deadline or an interrupt: nothing survives, a hung
+                self.close(grace_s=0.5)  # worker is killed after half a second
 
     def _drain(self, timeout_s: float = 10.0) -> bool:
         """After a run: stop jobs still running (stale) and wait for their replies, so the next
@@ -350,7 +350,7 @@ class ProcessesBackend:
         return True
 
     def _acked(self) -> int:
-        return len(self.report.overhead_s)
+        return len(self.report.overhead_s) + self.report.lost
 
 
 def _stop(procs: list[_Proc], timeout_s: float) -> None:

@@ -132,11 +132,12 @@ class ThreadsBackend:
         if drafter is None:
             threads[-1].worker.model = None
         started: list[_Thread] = []
+        clean = False
         try:
             for t in threads:
                 t.start()
                 started.append(t)
-            return drive(
+            wall = drive(
                 coord,
                 _ThreadTransport(threads, out),
                 prompt,
@@ -146,11 +147,15 @@ class ThreadsBackend:
                 poll_s=self.poll_s,
                 names=[t.label for t in threads],
             )
+            clean = True
+            return wall
         finally:
             _stop_all(started)
             for t in started:
                 t.inbox.put(None)
-            deadline = time.monotonic() + self.join_timeout_s
+            # after an error a stuck model call may never return: do not wait long for it
+            wait = self.join_timeout_s if clean else min(self.join_timeout_s, 1.0)
+            deadline = time.monotonic() + wait
             for t in started:
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
 
