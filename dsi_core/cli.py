@@ -662,7 +662,15 @@ def main(argv: list[str] | None = None) -> int:
     except (DSIError, argparse.ArgumentTypeError) as exc:  # a value checked after parsing
         print(f"dsi: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "partial_tokens", None)
+        if partial:  # nothing generated is lost: what was committed before Ctrl-C is printed
+            if getattr(args, "json", False):
+                out = {"tokens": partial, "text": getattr(exc, "partial_text", None)}
+                print(json.dumps({**out, "interrupted": True}), flush=True)
+            else:
+                text = getattr(exc, "partial_text", None)
+                print(text if text is not None else " ".join(map(str, partial)), flush=True)
         print("dsi: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `dsi ... | head`: the reader left; not an error of ours
