@@ -36,11 +36,9 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from dsi_core.backends.driver import Dead, Failure, Reply, RunReport, drive
-from dsi_core.backends.worker import ServerWorker
+from dsi_core.backends.worker import STOP_ALL, ServerWorker, job_id, place
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
-
-STOP_ALL = -2
 
 
 def _child(
@@ -54,15 +52,7 @@ def _child(
     """A worker process: build the ServerWorker, then serve jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     try:
-        if threads is not None:
-            try:
-                import torch
-
-                torch.set_num_threads(threads)
-            except ImportError:
-                pass
-        if device is not None and hasattr(model, "to"):
-            model.to(device)
+        place(model, device, threads)
         worker: ServerWorker | None = None
         conn.send_bytes(pickle.dumps(("ready", os.getpid())))
         while True:
@@ -77,7 +67,7 @@ def _child(
                     worker.reset(prompt, temperature, rule)
                 continue
             action = msg[1]
-            ident = getattr(action, "task_id", getattr(action, "request_id", -1))
+            ident = job_id(action)
             t0 = time.perf_counter()
             assert worker is not None, "job before reset"
             ev = worker.handle(action, lambda i=ident: cancel.value in (i, STOP_ALL))

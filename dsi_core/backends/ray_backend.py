@@ -24,26 +24,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from dsi_core.backends.driver import Dead, Failure, Reply, RunReport, drive
-from dsi_core.backends.worker import ServerWorker
+from dsi_core.backends.worker import STOP_ALL, ServerWorker, job_id, place
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
-
-STOP_ALL = -2
 
 
 class _Worker:
     """The actor body (wrapped with ``ray.remote`` when the backend starts)."""
 
     def __init__(self, model: Any, device: str | None, threads: int | None) -> None:
-        if threads is not None:
-            try:
-                import torch
-
-                torch.set_num_threads(threads)
-            except ImportError:
-                pass
-        if device is not None and hasattr(model, "to"):
-            model.to(device)
+        place(model, device, threads)
         self.model = model
         self.worker: ServerWorker | None = None
         self.cancel_id = -1
@@ -59,7 +49,7 @@ class _Worker:
             self.worker.reset(prompt, temperature, rule)
 
     def handle(self, action: Any) -> tuple[Any, float]:
-        ident = getattr(action, "task_id", getattr(action, "request_id", -1))
+        ident = job_id(action)
         t0 = time.perf_counter()
         assert self.worker is not None, "job before reset"
         ev = self.worker.handle(action, lambda: self.cancel_id in (ident, STOP_ALL))

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dsi_core.backends.driver import Failure, Reply, RunReport, drive
-from dsi_core.backends.worker import ServerWorker
+from dsi_core.backends.worker import ServerWorker, job_id
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError
 from dsi_core.sampling import DecisionRule
@@ -41,7 +41,7 @@ class _Thread(threading.Thread):
             action = self.inbox.get()
             if action is None:
                 return
-            ident = getattr(action, "task_id", getattr(action, "request_id", -1))
+            ident = job_id(action)
             t0 = time.perf_counter()
             try:
                 ev = self.worker.handle(action, lambda i=ident: i in self.cancelled)

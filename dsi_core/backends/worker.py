@@ -28,6 +28,25 @@ from dsi_core.models.base import Preempted, Proposal
 from dsi_core.sampling import DecisionRule, to_probs
 
 StopFn = Callable[[], bool]
+STOP_ALL = -2  # a cancel flag value that stops whatever job a worker runs
+
+
+def job_id(action: Action) -> int:
+    """The id a job is cancelled and acked by (draft request id or target task id)."""
+    return action.request_id if isinstance(action, StartDraft) else action.task_id  # type: ignore[union-attr]
+
+
+def place(model: Any, device: str | None, threads: int | None) -> None:
+    """Set up a worker process or actor: torch's intra-op threads, and the model's device."""
+    if threads is not None:
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
+    if device is not None and hasattr(model, "to"):
+        model.to(device)
 
 
 def row_kind(model: Any) -> str:
@@ -164,7 +183,7 @@ class ServerWorker:
 
     def handle(self, action: Action, should_stop: StopFn) -> Event:
         is_draft = isinstance(action, StartDraft)
-        ident = action.request_id if is_draft else action.task_id  # type: ignore[union-attr]
+        ident = job_id(action)
         aborted: Event = DraftAborted(ident) if is_draft else TargetAborted(ident)
         if should_stop():
             return aborted
