@@ -276,55 +276,51 @@ def generate(
     temp = cfg.effective_temperature
     coord = Coordinator(cfg, DecisionRule(cfg.mode, KeyedNoise(cfg.seed)))
     transport: dict[str, Any] = {}
+    owned = runner is None or cfg.backend not in ("processes", "ray")
+    if not owned:
+        if runner.servers != cfg.effective_servers:
+            raise InvalidInputError(
+                f"runner has {runner.servers} servers, the run needs {cfg.effective_servers}"
+            )
+        runner.timeout_s, runner.task_timeout_s = timeout_s, task_timeout_s
+        backend_obj = runner
+    elif cfg.backend == "threads":
+        from dsi_core.backends.threads import ThreadsBackend
+
+        backend_obj = ThreadsBackend(
+            cfg.effective_servers, timeout_s=timeout_s, task_timeout_s=task_timeout_s
+        )
+    elif cfg.backend == "processes":
+        from dsi_core.backends.processes import ProcessesBackend
+
+        backend_obj = ProcessesBackend(
+            cfg.effective_servers,
+            devices=devices,
+            threads_per_server=threads_per_server,
+            timeout_s=timeout_s,
+            task_timeout_s=task_timeout_s,
+        )
+    elif cfg.backend == "ray":
+        from dsi_core.backends.ray_backend import RayBackend
+
+        backend_obj = RayBackend(
+            cfg.effective_servers,
+            address=ray_address,
+            num_gpus=num_gpus,
+            num_cpus=num_cpus,
+            threads_per_server=threads_per_server,
+            timeout_s=timeout_s,
+            task_timeout_s=task_timeout_s,
+        )
+    else:
+        from dsi_core.backends.simulated import SimulatedBackend
+
+        backend_obj = SimulatedBackend(sim_target_latency, sim_draft_latency, order=sim_order)
     try:
-        if cfg.backend == "threads":
-            from dsi_core.backends.threads import ThreadsBackend
-
-            tb = ThreadsBackend(
-                cfg.effective_servers, timeout_s=timeout_s, task_timeout_s=task_timeout_s
-            )
-            tb.run(coord, target, d, ids, temp)
-            transport = tb.report.as_dict()
-        elif cfg.backend in ("processes", "ray") and runner is not None:
-            if runner.servers != cfg.effective_servers:
-                raise InvalidInputError(
-                    f"runner has {runner.servers} servers, the run needs {cfg.effective_servers}"
-                )
-            runner.timeout_s, runner.task_timeout_s = timeout_s, task_timeout_s
-            runner.run(coord, target, d, ids, temp)
-            transport = runner.report.as_dict()
-        elif cfg.backend == "processes":
-            from dsi_core.backends.processes import ProcessesBackend
-
-            with ProcessesBackend(
-                cfg.effective_servers,
-                devices=devices,
-                threads_per_server=threads_per_server,
-                timeout_s=timeout_s,
-                task_timeout_s=task_timeout_s,
-            ) as pb:
-                pb.run(coord, target, d, ids, temp)
-                transport = pb.report.as_dict()
-        elif cfg.backend == "ray":
-            from dsi_core.backends.ray_backend import RayBackend
-
-            with RayBackend(
-                cfg.effective_servers,
-                address=ray_address,
-                num_gpus=num_gpus,
-                num_cpus=num_cpus,
-                threads_per_server=threads_per_server,
-                timeout_s=timeout_s,
-                task_timeout_s=task_timeout_s,
-            ) as rb:
-                rb.run(coord, target, d, ids, temp)
-                transport = rb.report.as_dict()
-        else:
-            from dsi_core.backends.simulated import SimulatedBackend
-
-            SimulatedBackend(sim_target_latency, sim_draft_latency, order=sim_order).run(
-                coord, target, d, ids, temp
-            )
+        backend_obj.run(coord, target, d, ids, temp)
+        report = getattr(backend_obj, "report", None)  # real transports measure themselves
+        if report is not None:
+            transport = report.as_dict()
     except KeyboardInterrupt as exc:  # keep what was decided: the caller may print it
         exc.partial_tokens = list(coord.committed)  # type: ignore[attr-defined]
         tok = getattr(target, "tokenizer", None)
@@ -332,6 +328,9 @@ def generate(
             tok.decode(coord.committed, skip_special_tokens=True) if tok is not None else None
         )
         raise
+    finally:
+        if owned and hasattr(backend_obj, "close"):
+            backend_obj.close()  # processes/ray started for this call: nothing outlives it
     tok = getattr(target, "tokenizer", None)
     text = tok.decode(coord.committed, skip_special_tokens=True) if tok is not None else None
     settings = {
