@@ -122,9 +122,14 @@ class HFModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if os.path.sep in path or path.startswith("."):
-            if not os.path.exists(path):
-                raise ModelNotFoundError(f"no model at {path!r}")
+        from dsi_core.models.resolve import check_model_source
+
+        if "gguf_file" not in kwargs:  # a GGUF directory has no config.json to check
+            # typed errors before transformers runs: a missing path, a directory that is not a
+            # model, or a hub id while offline (no hub retries)
+            path = check_model_source(path, "model")
+        elif (os.path.sep in str(path) or str(path).startswith(".")) and not os.path.exists(path):
+            raise ModelNotFoundError(f"no model at {path!r}")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
             dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -153,7 +153,8 @@ def check_model_source(spec: Any, role: str = "model") -> str:
             f"{role} {spec!r} is a file; pass the directory of a Hugging Face model"
         )
     if _looks_like_path(spec) or not _HUB_ID.match(spec):
-        raise ModelNotFoundError(f"no {role} model at {spec!r} (no such file or directory)")
+        what = role if role == "model" else f"{role} model"
+        raise ModelNotFoundError(f"no {what} at {spec!r} (no such file or directory)")
     if _hub_cached(spec) or hub_reachable():
         return spec
     raise ModelNotFoundError(

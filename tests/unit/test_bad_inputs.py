@@ -134,6 +134,29 @@ def test_unknown_model_path():
         run(drafter="/nonexistent/drafter")
 
 
+def test_hf_from_pretrained_checks_its_source_before_transformers(tmp_path, monkeypatch):
+    # Called directly (not through generate or the CLI), from_pretrained validates the path
+    # the same way: an offline unknown hub id, an empty directory and a config-less directory
+    # are typed errors raised before transformers (and its hub retries) is reached.
+    import transformers
+
+    from dsi_core.models.hf import HFModel
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("transformers was called for an invalid model source")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", unreachable)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "config.json").write_text("{}")
+    for spec, message in [
+        ("bogus-model-name", "hub is unreachable"),
+        (str(tmp_path / "missing"), "no model at"),
+        (str(tmp_path), "no weights"),
+    ]:
+        with pytest.raises(ModelNotFoundError, match=message):
+            HFModel.from_pretrained(spec)
+
+
 def test_cli_reports_errors_with_exit_status_2(capsys):
     assert main(["generate", "hi", "--lookahead", "0"]) == 2
     assert "lookahead" in capsys.readouterr().err
