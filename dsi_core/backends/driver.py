@@ -104,6 +104,7 @@ class RunReport:
     dead_servers: int = 0
     drafter_restarts: int = 0
     lost: int = 0  # jobs that died with their worker (never acked by a reply)
+    abandoned: list[str] = field(default_factory=list)  # threads left stuck in a model call
 
     def as_dict(self) -> dict[str, Any]:
         jobs = max(1, self.tasks + self.drafts)
@@ -120,6 +121,7 @@ class RunReport:
             "preemption_delay_ms_max": max(pre) * 1e3 if pre else 0.0,
             "dead_servers": self.dead_servers,
             "drafter_restarts": self.drafter_restarts,
+            "abandoned_threads": list(self.abandoned),
         }
 
 

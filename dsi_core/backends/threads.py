@@ -7,8 +7,9 @@ model (:class:`~dsi_core.models.hf.HFModel`) stops at the next decoder layer; ot
 finish their call and their result is dropped as stale. Threads share one interpreter lock and
 one model object (and, on a GPU, one CUDA stream): use them for tests and small CPUs, and the
 ``processes`` backend for real parallelism. A model stuck inside a call cannot be interrupted in
-a thread: on a deadline the run ends with :class:`~dsi_core.errors.DeadlineExceededError` and the
-stuck daemon thread is abandoned (the ``processes`` backend kills it instead).
+a thread: on a deadline the run ends with :class:`~dsi_core.errors.DeadlineExceededError`, the
+stuck daemon thread is abandoned, and the error's note (and ``RunReport.abandoned``) names it
+(the ``processes`` backend kills it instead).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,15 +151,38 @@ class ThreadsBackend:
             )
             clean = True
             return wall
+        except BaseException as exc:
+            stuck = self._stop(started, clean)
+            if stuck:
+                exc.add_note(_abandoned_note(stuck))
+            raise
         finally:
-            _stop_all(started)
-            for t in started:
-                t.inbox.put(None)
-            # after an error a stuck model call may never return: do not wait long for it
-            wait = self.join_timeout_s if clean else min(self.join_timeout_s, 1.0)
-            deadline = time.monotonic() + wait
-            for t in started:
-                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if clean:
+                stuck = self._stop(started, clean)
+                if stuck:
+                    warnings.warn(_abandoned_note(stuck), RuntimeWarning, stacklevel=2)
+
+    def _stop(self, started: list[_Thread], clean: bool) -> list[str]:
+        """Stop and join every thread; the names of those still stuck in a model call."""
+        _stop_all(started)
+        for t in started:
+            t.inbox.put(None)
+        # after an error a stuck model call may never return: do not wait long for it
+        wait = self.join_timeout_s if clean else min(self.join_timeout_s, 1.0)
+        deadline = time.monotonic() + wait
+        for t in started:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in started if t.is_alive()]
+        self.report.abandoned = stuck
+        return stuck
+
+
+def _abandoned_note(names: list[str]) -> str:
+    return (
+        f"worker thread(s) {', '.join(names)} stayed inside a model call that does not return "
+        "or check its stop flag, and were abandoned (daemon threads; Python cannot kill a "
+        "thread): they end when that call returns. backend='processes' kills such workers."
+    )
 
 
 def _stop_all(threads: list[_Thread]) -> None:
