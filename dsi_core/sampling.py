@@ -233,6 +233,44 @@ def argmax(row: Row) -> int:
     return max(range(len(row)), key=row.__getitem__)
 
 
+LOGIT_MARGIN = 1e-9  # see greedy_logits_token: above it, float64 rounding cannot tie the top two
+
+
+def greedy_logits_token(z: Any, temperature: float = 1.0) -> int | None:
+    """``argmax softmax(z / T)`` read where a torch logits row ``z`` lives, or None.
+
+    The greedy token is defined on the float64 probability row that :func:`to_probs` makes
+    (``exp(z/T - max) / sum``, ties to the lowest index). Computing that row means copying
+    ``V`` numbers to the host and an ``O(V)`` float64 softmax there; this reads two numbers
+    instead: the top two of ``z/T`` in float64, on ``z``'s device. When they differ by more
+    than :data:`LOGIT_MARGIN`, the top entry's probability is ``1/s`` and every other entry's
+    is at most ``exp(-1e-9)/s``, which float64 keeps strictly smaller (the exponent rounds to
+    within 2**-53 relatively and the division by ``s`` rounds monotonically), so the index
+    equals the exact path's. ``z`` converts to float64 exactly and ``z/T`` rounds identically
+    on every IEEE device, so the answer does not depend on where it ran. Returns None (the
+    caller then takes the exact path, which also raises the typed errors) for a near-tie, a
+    NaN or +inf entry, an all ``-inf`` row, or anything that is not a 1-D torch tensor.
+    """
+    if not (hasattr(z, "detach") and hasattr(z, "topk")) or z.ndim != 1 or z.numel() == 0:
+        return None
+    import torch
+
+    z64 = z.detach().double()
+    if temperature != 1:
+        z64 = z64 / temperature
+    bad = (z64.isnan() | z64.isposinf()).any().double().reshape(1)
+    if z64.numel() == 1:
+        vals, idx = z64, torch.zeros(1, dtype=torch.long, device=z64.device)
+        second = torch.full((1,), float("-inf"), dtype=torch.float64, device=z64.device)
+    else:
+        top = z64.topk(2)
+        vals, idx, second = top.values[:1], top.indices[:1], top.values[1:]
+    flag, v1, v2, i1 = torch.cat([bad, vals, second, idx.double()]).tolist()  # one transfer
+    if flag or v1 == float("-inf") or not v1 - v2 > LOGIT_MARGIN:
+        return None
+    return int(i1)
+
+
 def _cumulative(weights: Row) -> Sequence:
     if _is_array(weights):
         return np.cumsum(weights)
@@ -321,6 +359,16 @@ class DecisionRule:
             return p
         check_row(p, f"target row p at position {pos}")
         return Decided(self._target_token(pos, p), len(p))
+
+    def compact_logits(self, pos: int, z: Any, temperature: float, what: str) -> Row:
+        """:meth:`compact` of the row :func:`to_probs` makes from logits ``z``, reading a torch
+        ``z`` on its device in greedy mode (:func:`greedy_logits_token`; the same token as the
+        exact path), and falling back to that exact path otherwise."""
+        if self.mode == "greedy":
+            tok = greedy_logits_token(z, temperature)
+            if tok is not None:
+                return Decided(tok, int(z.numel()))
+        return self.compact(pos, to_probs(z, "logits", temperature, what))
 
     def _target_token(self, pos: int, p: Row) -> int:
         if self.mode == "greedy":

@@ -25,7 +25,7 @@ from dsi_core.events import (
     TargetDone,
 )
 from dsi_core.models.base import Preempted, Proposal
-from dsi_core.sampling import DecisionRule, to_probs
+from dsi_core.sampling import DecisionRule, greedy_logits_token, to_probs
 
 StopFn = Callable[[], bool]
 STOP_ALL = -2  # a cancel flag value that stops whatever job a worker runs
@@ -92,13 +92,15 @@ def compute_target(
         raise BackendError(f"target {model_name(model)} returned {n} rows, expected {need}")
     kind = row_kind(model)
     name = model_name(model)
-    rows = tuple(
-        to_probs(r, kind, temperature, f"target {name} row at position {action.lo + i}")
-        for i, r in enumerate(raw)
-    )
-    if rule is not None:
-        rows = tuple(rule.compact(action.lo + i, r) for i, r in enumerate(rows))
-    return TargetDone(action.task_id, rows)
+
+    def one(i: int, r: Any) -> Any:
+        what = f"target {name} row at position {action.lo + i}"
+        if rule is not None and kind == "logits":  # greedy: decided on the row's device
+            return rule.compact_logits(action.lo + i, r, temperature, what)
+        row = to_probs(r, kind, temperature, what)
+        return row if rule is None else rule.compact(action.lo + i, row)
+
+    return TargetDone(action.task_id, tuple(one(i, r) for i, r in enumerate(raw)))
 
 
 def compute_draft(
@@ -132,12 +134,16 @@ def compute_draft(
             )
         token = int(token)
     q = prop.q
+    vocab = getattr(model, "vocab_size", None)
     if q is not None:
+        if rule is not None and rule.mode == "greedy" and token is None:
+            fast = greedy_logits_token(q, temperature) if row_kind(model) == "logits" else None
+            if fast is not None and (vocab is None or q.numel() == vocab):
+                return DraftDone(action.request_id, None, fast)  # decided on q's device
         what = f"drafter {model_name(model)} row q at position {pos}"
         q = to_probs(q, row_kind(model), temperature, what)
     elif token is None:
         raise DrafterError(f"drafter {model_name(model)} returned neither a token nor a row")
-    vocab = getattr(model, "vocab_size", None)
     if rule is not None and not rule.needs_draft and token is None and vocab is not None:
         # the row stays here, so its length is checked here (generate checked the drafter's
         # vocab_size against the target's); a drafter of any vocabulary sends its row on

@@ -182,14 +182,14 @@ class HFModel:
     def new_state(self) -> _State:
         return _State()
 
-    def logits(
+    def _forward(
         self,
         state: _State,
         tokens: Sequence[int],
         start: int,
         should_stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """Raw logits rows for positions ``start .. len(tokens)`` (float32 numpy)."""
+    ) -> Any:
+        """float32 logits rows for positions ``start .. len(tokens)``, on the model's device."""
         import torch
 
         tokens = list(tokens)
@@ -227,7 +227,17 @@ class HFModel:
         logits = out.logits[0, -n_rows:]
         if logits.shape[0] != n_rows:
             raise RuntimeError(f"model returned {logits.shape[0]} logits rows, need {n_rows}")
-        return logits.float().cpu().numpy()
+        return logits.float()
+
+    def logits(
+        self,
+        state: _State,
+        tokens: Sequence[int],
+        start: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """Raw logits rows for positions ``start .. len(tokens)`` (float32 numpy, on the host)."""
+        return self._forward(state, tokens, start, should_stop).cpu().numpy()
 
     def rows(
         self,
@@ -235,14 +245,20 @@ class HFModel:
         tokens: Sequence[int],
         start: int,
         should_stop: Callable[[], bool] | None = None,
-    ) -> list[np.ndarray]:
-        """Logits rows (``row_kind = "logits"``); temperature is applied by the caller."""
-        return list(self.logits(state, tokens, start, should_stop))
+    ) -> list[Any]:
+        """Logits rows (``row_kind = "logits"``) as float32 tensors left on the model's device.
+
+        Temperature and normalisation are applied by the caller (:func:`~dsi_core.sampling.
+        to_probs`, which copies a row to the host only when the decision needs the row; a
+        greedy decision reads only its top two entries there, see
+        :meth:`~dsi_core.sampling.DecisionRule.compact_logits`).
+        """
+        return list(self._forward(state, tokens, start, should_stop))
 
     def propose(
         self, state: _State, tokens: Sequence[int], should_stop: Callable[[], bool] | None = None
     ) -> Proposal:
-        return Proposal(q=self.logits(state, tokens, len(tokens), should_stop)[-1])
+        return Proposal(q=self._forward(state, tokens, len(tokens), should_stop)[-1])
 
 
 def _rebuild(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
