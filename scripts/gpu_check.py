@@ -94,6 +94,8 @@ def main() -> int:
                     torch.cuda.synchronize()
                 t = time.perf_counter()
                 model.rows(st, seq, len(ids) + 1)
+                if dev == "cuda":
+                    torch.cuda.synchronize()  # rows stay on the device: wait for the forward
                 times.append(time.perf_counter() - t)
             per[r] = statistics.median(times[2:]) * 1e3
         costs[name] = per

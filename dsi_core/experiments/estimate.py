@@ -54,6 +54,15 @@ def _median_time(fn: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _ready(rows: Any) -> Any:
+    """``rows`` once computed: a device tensor is waited for (one element read), so a timing
+    around a GPU forward covers the forward, not just its launch."""
+    last = rows[-1]
+    if hasattr(last, "detach"):
+        float(last[0])
+    return rows
+
+
 def profile_pair(
     target: Any, drafter: Any, prompts: dict[str, str], n_tokens: int = 32, repeats: int = 5
 ) -> PairProfile:
@@ -67,7 +76,7 @@ def profile_pair(
         ids = encode_prompt(text, target)
         st = target.new_state()
         t0 = time.perf_counter()
-        z = target.rows(st, ids, len(ids))[-1]
+        z = _ready(target.rows(st, ids, len(ids)))[-1]
         prefill.append(time.perf_counter() - t0)
         toks = list(ids)
         cont = []
@@ -78,7 +87,7 @@ def profile_pair(
             if tok == getattr(target, "eos_token_id", None):
                 break
             t0 = time.perf_counter()
-            z = target.rows(st, toks, len(toks))[-1]
+            z = _ready(target.rows(st, toks, len(toks)))[-1]
             decode.append(time.perf_counter() - t0)
         # verification cost: r rows = forward over r new tokens on a cached prefix
         base = list(ids)
@@ -91,7 +100,7 @@ def profile_pair(
             seq = base + cont[:r]
 
             def verify(vs: Any = vs, seq: list = seq, start: int = len(base) + 1) -> None:
-                target.rows(vs, seq, start)
+                _ready(target.rows(vs, seq, start))
 
             verify()  # warm-up for this shape
             rows_cost.setdefault(r + 1, []).append(_median_time(verify, repeats))
