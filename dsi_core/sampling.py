@@ -255,17 +255,17 @@ def greedy_logits_token(z: Any, temperature: float = 1.0) -> int | None:
         return None
     import torch
 
-    z64 = z.detach().double()
-    if temperature != 1:
-        z64 = z64 / temperature
-    bad = (z64.isnan() | z64.isposinf()).any().double().reshape(1)
-    if z64.numel() == 1:
-        vals, idx = z64, torch.zeros(1, dtype=torch.long, device=z64.device)
-        second = torch.full((1,), float("-inf"), dtype=torch.float64, device=z64.device)
+    zd = z.detach()
+    bad = (zd.isnan() | zd.isposinf()).any().double().reshape(1)
+    if zd.numel() == 1:
+        vals, idx = zd.double(), torch.zeros(1, dtype=torch.long, device=zd.device)
+        second = torch.full((1,), float("-inf"), dtype=torch.float64, device=zd.device)
     else:
-        top = z64.topk(2)
-        vals, idx, second = top.values[:1], top.indices[:1], top.values[1:]
+        top = zd.topk(2)  # z/T is monotone in z, so its top two are z's top two
+        vals, idx, second = top.values[:1].double(), top.indices[:1], top.values[1:].double()
     flag, v1, v2, i1 = torch.cat([bad, vals, second, idx.double()]).tolist()  # one transfer
+    if temperature != 1:
+        v1, v2 = v1 / temperature, v2 / temperature  # float64, as the exact path divides
     if flag or v1 == float("-inf") or not v1 - v2 > LOGIT_MARGIN:
         return None
     return int(i1)
