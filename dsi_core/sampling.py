@@ -253,17 +253,17 @@ def greedy_logits_token(z: Any, temperature: float = 1.0) -> int | None:
     """
     if not (hasattr(z, "detach") and hasattr(z, "topk")) or z.ndim != 1 or z.numel() == 0:
         return None
-    import torch
-
     zd = z.detach()
-    bad = (zd.isnan() | zd.isposinf()).any().double().reshape(1)
+    bad = (zd.isnan() | zd.isposinf()).any().double()  # methods only: no torch import here
     if zd.numel() == 1:
-        vals, idx = zd.double(), torch.zeros(1, dtype=torch.long, device=zd.device)
-        second = torch.full((1,), float("-inf"), dtype=torch.float64, device=zd.device)
+        flag, v1, v2, i1 = bad.item(), float(zd[0]), float("-inf"), 0.0
     else:
         top = zd.topk(2)  # z/T is monotone in z, so its top two are z's top two
-        vals, idx, second = top.values[:1].double(), top.indices[:1], top.values[1:].double()
-    flag, v1, v2, i1 = torch.cat([bad, vals, second, idx.double()]).tolist()  # one transfer
+        buf = bad.new_zeros(5)  # float64 on z's device: everything comes back in one transfer
+        buf[0] = bad
+        buf[1:3] = top.values
+        buf[3:5] = top.indices
+        flag, v1, v2, i1, _ = buf.tolist()
     if temperature != 1:
         v1, v2 = v1 / temperature, v2 / temperature  # float64, as the exact path divides
     if flag or v1 == float("-inf") or not v1 - v2 > LOGIT_MARGIN:
