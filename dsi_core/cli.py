@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -46,24 +47,27 @@ def _int_in(lo: int, hi: int | None = None):  # noqa: ANN202 - argparse type fac
     return parse
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, ok: Callable[[float], bool], wanted: str) -> float:
+    """``text`` as a float satisfying ``ok``, else an argparse error saying what is wanted."""
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
     return v
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def _nonneg_float(text: str) -> float:
+    return _number(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
 def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return v
+    return _number(text, lambda v: 0 <= v <= 1, "in [0, 1]")
 
 
 def _writable_path(text: str) -> str:
@@ -193,16 +197,6 @@ def _generate_args(g: argparse.ArgumentParser) -> None:
         default=None,
         help="also save the run's timeline as a PNG at this path (after printing the text)",
     )
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return v
 
 
 def _devices(text: str) -> list[str]:
