@@ -17,6 +17,7 @@ def all_theorems() -> list[Theorem]:
         latency,
         lossless,
         preemption,
+        rejection,
         sp_degree,
     )
 
@@ -28,4 +29,5 @@ def all_theorems() -> list[Theorem]:
         *fixed_servers.THEOREMS,
         *expectation_servers.THEOREMS,
         *preemption.THEOREMS,
+        *rejection.THEOREMS,
     ]

@@ -32,12 +32,14 @@ __all__ = [
     "Task",
     "authors_segment_cost",
     "dsi_latency",
+    "dsi_rejection_latency",
     "dsi_segments",
     "dsi_sp_degree",
     "dsi_tasks",
     "nonsi_latency",
     "render_timeline",
     "si_latency",
+    "si_rejection_latency",
     "si_segments",
 ]
 
@@ -242,3 +244,138 @@ def render_timeline(name: str, segs: Sequence[Segment], t: Rational) -> str:
     ]
     total = segs[-1].end / t if segs else 0
     return f"{name} = {total} t: " + "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- rejection mode
+#
+# In `rejection` mode (`DecisionRule.needs_draft`) every speculative position is decided *with*
+# its draft: a row that arrives first waits for the draft (the coordinator's `_advance`), so DSI
+# never ends a segment because the drafter is behind, and SI keeps its bonus row until the next
+# draft arrives (SI with a deferred bonus). Every position is drafted, the last one included.
+# The evaluators below are the executable model of that policy (enough servers for DSI, instant
+# preemption); `tests/property/test_rejection_latency.py` checks them against the coordinator
+# on the simulated backend exactly. They take optional `ops` so that `proofs/rejection.py` can
+# evaluate them with a symbolic `c` (z3 terms): `ops.max`, `ops.min`, and `ops.gt(x, y, a, b)`
+# (`a if x > y else b`); control flow depends on the pattern only.
+
+
+class _FractionOps:
+    @staticmethod
+    def num(x: object) -> Fraction:
+        return Fraction(x)  # type: ignore[arg-type]
+
+    @staticmethod
+    def max(x, y):  # noqa: ANN001, ANN205 - Fractions or z3 terms
+        return x if x >= y else y
+
+    @staticmethod
+    def min(x, y):  # noqa: ANN001, ANN205
+        return x if x <= y else y
+
+    @staticmethod
+    def gt(x, y, a, b):  # noqa: ANN001, ANN205
+        return a if x > y else b
+
+
+def dsi_rejection_latency(
+    a: Sequence[int],
+    t: Rational,
+    c: Rational,
+    k: int,
+    *,
+    ops: object = None,
+    chain: bool = True,
+) -> Fraction:
+    """Latency of DSI(k) in rejection mode (enough servers, instant preemption) on pattern `a`.
+
+    Segment from position `n0` at time `T` (`L = N - n0`), offsets `i = 0, 1, ...`: the draft
+    of offset `i` arrives at `A_i = T + (i + 1) c` (the drafter restarts at `T` and never
+    waits), its row at `R_0 = T + t`, `R_i = min(B_i, D_{i-1} + t)` with the block of the
+    greedy model `B_i = T + min(ceil(i/k) k, L - 1) c + t` (the final block needs the drafts
+    up to position `N - 2` only) or the zero-draft chain, started when offset `i - 1` is decided;
+    the decision waits for both: `D_i = max(A_i, R_i)`. The segment ends at a rejection
+    (`a[n0 + i] = 0`, next segment at `D_i`) or at position `N - 1`; never because the drafter
+    is behind. Hence `DSI <= N max(t, c)` (each `D_p <= max(A_p, D_{p-1} + t)`).
+    `chain=False` is a mutant: rows after offset 0 come from the blocks only (`R_i = B_i`).
+    """
+    ops = ops or _FractionOps
+    if ops is _FractionOps:
+        _check(a, t, c, k)
+    t, c, n = ops.num(t), ops.num(c), len(a)
+    n0, now = 0, ops.num(0)
+    while n0 < n:
+        rem = n - n0
+        dec = None
+        i = 0
+        while True:
+            if i == 0:
+                row = now + t
+            else:
+                block = now + min(_ceil_div(i, k) * k, rem - 1) * c + t
+                row = ops.min(block, dec + t) if chain else block
+            dec = ops.max(now + (i + 1) * c, row)
+            if n0 + i == n - 1:
+                return dec
+            if a[n0 + i] == 0:
+                n0, now = n0 + i + 1, dec
+                break
+            i += 1
+    return now
+
+
+def si_rejection_latency(
+    a: Sequence[int],
+    t: Rational,
+    c: Rational,
+    k: int,
+    *,
+    ops: object = None,
+    deferred_bonus: bool = True,
+) -> Fraction:
+    """Latency of SI(k) in rejection mode (SI with a deferred bonus) on pattern `a`.
+
+    A segment at `n0` drafts `d = min(k, N - 1 - n0)` tokens (`d c`) and verifies them with one
+    task (`t`, rows `n0 .. n0 + d`). A rejection at offset `m < d` starts the next segment at
+    the task's end. If all `d` are accepted, the bonus row `n0 + d` waits for its draft:
+    - `d = k` (a full block): the drafter, idle during the task, drafts position `n0 + d`
+      after it (`+ c`); that draft is decided by the kept row, accepted or not, and a new
+      segment starts at `n0 + d + 1` (`d k + t + c` per full, accepted block);
+    - `d < k` (the final segment, `n0 + d = N - 1`): the coordinator starts the draft of
+      position `N - 1` in the same step as the task (the drafter is scheduled first, while no
+      task is live yet), so the run ends at `d c + max(c, t)`. Exception, matched to the
+      runtime: when the segment starts with a preempted, not yet acknowledged draft (the
+      previous final segment ended by a rejection while its draft of `N - 1` was still running:
+      `c > t`) and `d = 0`, the task starts first and SI's drafter then waits for it:
+      `t + c`.
+    `deferred_bonus=False` is the greedy/coupled SI of `si_latency` (the bonus committed from
+    the row, the last position never drafted), kept here for the mutants of proofs/rejection.py.
+    """
+    ops = ops or _FractionOps
+    if ops is _FractionOps:
+        _check(a, t, c, k)
+    t, c, n = ops.num(t), ops.num(c), len(a)
+    n0, now = 0, ops.num(0)
+    prev_final_reject = False  # the previous segment was final (d < k) and ended by a rejection
+    while n0 < n:
+        d = min(k, n - 1 - n0)
+        m = 0
+        while m < d and a[n0 + m] == 1:
+            m += 1
+        if not deferred_bonus:
+            now = now + d * c + t
+            n0 += m + 1
+            continue
+        if d == 0:  # the final position alone
+            if prev_final_reject:
+                return ops.gt(c, t, now + t + c, now + ops.max(c, t))
+            return now + ops.max(c, t)
+        if m < d:
+            prev_final_reject = d < k
+            n0, now = n0 + m + 1, now + d * c + t
+            continue
+        if d < k:
+            return now + d * c + ops.max(c, t)
+        now = now + d * c + t + c
+        n0 = n0 + d + 1
+        prev_final_reject = False
+    return now

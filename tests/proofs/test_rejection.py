@@ -1,0 +1,37 @@
+"""The rejection family's z3 terms are the Fraction evaluators, and its witnesses re-evaluate."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction as F
+
+import z3
+
+from proofs.latency_model import dsi_rejection_latency, si_rejection_latency
+from proofs.rejection import THEOREMS, dsi_rejection_term, si_rejection_term
+from proofs.theorem import check
+
+
+def _value(term: z3.ArithRef, c: z3.ArithRef, cv: F) -> F:
+    v = z3.simplify(z3.substitute(term, (c, z3.RealVal(str(cv)))))
+    return F(v.as_fraction())
+
+
+def test_terms_equal_evaluators():
+    c = z3.Real("c")
+    one = z3.RealVal(1)
+    cs = [F(1, 12), F(1, 2), F(1), F(3, 2), F(5, 2)]  # both sides of c = t, where SI branches
+    for n in range(1, 6):
+        for a, k in itertools.product(itertools.product((0, 1), repeat=n), (1, 2, 3)):
+            dsi, si = dsi_rejection_term(a, one, c, k), si_rejection_term(a, one, c, k)
+            for cv in cs:
+                assert _value(dsi, c, cv) == dsi_rejection_latency(a, 1, cv, k), (a, k, cv)
+                assert _value(si, c, cv) == si_rejection_latency(a, 1, cv, k), (a, k, cv)
+
+
+def test_counterexample_witnesses_reevaluate():
+    for th in THEOREMS:
+        if th.expected == "counterexample":
+            res = check(th)
+            assert res.ok and "mismatch" not in res.witness, (th.name, res.witness)
+            assert "DSI" in res.witness, res.witness
