@@ -4,7 +4,8 @@
 
 1. transport overhead per job (round trip minus compute) and bytes per job, threads vs
    processes, on a toy model (pure transport) in greedy and rejection mode;
-2. SmolLM2 ms per forward computing r = 1..9 rows (fp32, this CPU);
+2. SmolLM2 ms per forward computing r = 1..9 rows (fp32, this CPU), and the greedy decision
+   per row: top two read on the logits tensor vs the float64 softmax row;
 3. the derived:bf16 drafter on this CPU: acceptance (greedy, per position) and c/t;
 4. drafter run-ahead in a 64-token DSI run (lookup, k = 4, S = 2): draft requests, how many
    were preempted or dropped stale, and the coordinator's own time against the wall time.
@@ -33,8 +34,16 @@ def main() -> int:
             try:
                 for seed in range(5):
                     r = generate(
-                        [1, 2], target=target, drafter=drafter, mode=mode, seed=seed,
-                        lookahead=2, servers=2, max_new_tokens=64, backend=backend, runner=pool,
+                        [1, 2],
+                        target=target,
+                        drafter=drafter,
+                        mode=mode,
+                        seed=seed,
+                        lookahead=2,
+                        servers=2,
+                        max_new_tokens=64,
+                        backend=backend,
+                        runner=pool,
                     )
                     ovh.append(r.transport["overhead_ms_median"])
                     nbytes.append(r.transport["bytes_per_job"])
@@ -65,6 +74,29 @@ def main() -> int:
             times.append(time.perf_counter() - t)
         per[r] = statistics.median(times[2:]) * 1e3
     print("   " + ", ".join(f"r={r}: {v:.1f}" for r, v in per.items()))
+    from dsi_core.sampling import DecisionRule, KeyedNoise, to_probs
+
+    rule = DecisionRule("greedy", KeyedNoise(0))
+    zrows = model.rows(model.new_state(), ids, 1)  # one row per prompt position
+    same = all(
+        rule.compact_logits(0, z, 1.0, "r") == rule.compact(0, to_probs(z, "logits")) for z in zrows
+    )
+    cost = {}
+    for name, fn in (
+        ("top two on the tensor", lambda z: rule.compact_logits(0, z, 1.0, "r")),
+        ("float64 row (numpy)", lambda z: rule.compact(0, to_probs(z, "logits"))),
+    ):
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            for z in zrows:
+                fn(z)
+            times.append((time.perf_counter() - t) / len(zrows))
+        cost[name] = statistics.median(times) * 1e3
+    print(
+        f"   greedy decision per row ({len(zrows)} rows, same tokens: {same}): "
+        + ", ".join(f"{k} {v:.3f} ms" for k, v in cost.items())
+    )
 
     print("3. derived:bf16 drafter on this CPU (greedy acceptance per position, c/t)")
     bf16 = resolve_drafter("derived:bf16", model)
