@@ -22,18 +22,26 @@ coordinator on the simulated backend exactly by ``tests/property/test_rejection_
 2. **The bound for every ``c``** (``rejection_dsi_bound_step``): the same step gives
    ``D_p <= (p + 1) max(t, c + min(d, c))``; tight for ``d = 0`` (all accepted, ``c > t``:
    ``DSI = N c``, tested) -- ``rejection_dsi_slower_than_nonsi_c_gt_t_N4`` is z3's witness.
-3. **DSI vs SI**, bounded: the evaluators run on z3 terms (``c`` symbolic, ``t = 1``: every
-   latency is positively homogeneous in ``(t, c)``) for every pattern of every length
-   ``N <= 8``, so each claim is a finite conjunction of piecewise-linear inequalities in ``c``.
-   ``DSI_k <= SI_k`` (``k <= 4``, every ``c > 0``) and ``DSI_{1,2} <= SI_{k'}`` for every
-   ``k'`` are proved; ``DSI_3 <= SI_2`` is refuted (block alignment: ``a = 1010``,
-   ``c = t/12``: ``7/3 t > 9/4 t``).
+2b. **Reduction to the greedy model** (``d = 0``, enough servers): for ``c <= t`` the wait for
+   the draft never binds (``rejection_dsi_wait_never_binds_if_c_le_t``, a step over the
+   offset: ``A_i <= R_i``), so rejection-mode DSI has exactly the greedy model's latency; and
+   rejection-mode SI is never ahead of greedy SI (``rejection_si_ge_greedy_si_segment``, a step
+   over segments). With the ``latency`` family (meta-level composition, not one z3 query):
+   ``DSI_1 <= SI`` with any lookahead for every ``N`` and ``DSI_k <= SI_k`` for ``N <= 16``
+   (``k <= 4``) carry over to rejection mode when ``c <= t``.
+3. **DSI vs SI**, bounded, every ``c > 0`` (so also ``c > t``): the evaluators run on z3
+   terms (``c`` symbolic, ``t = 1``: every latency is positively homogeneous in ``(t, c)``) for
+   every pattern of every length ``N <= 6``, so each claim is a finite conjunction of
+   piecewise-linear inequalities in ``c``. ``DSI_k <= SI_k`` (``k <= 4``) and
+   ``DSI_{1,2} <= SI_{k'}`` for every ``k'`` are proved; ``DSI_3 <= SI_2`` is refuted (block
+   alignment, e.g. ``a = 1010``, ``c = t/12``: ``7/3 t > 9/4 t``).
 4. **The output law over positions** (``rejection_law_step_over_positions``): see `_law_step`.
 
 Mutants: a drafter restart delay beyond ``t - c``, ``c > t``, a chain that waits for a
 preempted task's acknowledgement at a step decided by a draft arrival (no slot is freed then,
-unlike greedy's deliverer slot); SI without the deferred bonus (greedy SI); for the law: a row
-computed on another prefix, and position ``n``'s uniforms dependent on the prefix.
+unlike greedy's deliverer slot); the bound without the restart delay; ``c > t`` for the
+reduction; reversed claims; ``DSI_3`` in place of ``DSI_{1,2}``; for the law: a row computed
+on another prefix, and position ``n``'s uniforms dependent on the prefix.
 """
 
 from __future__ import annotations
@@ -145,6 +153,50 @@ def _step(claim: str = "nonsi", mutant: str = "") -> Problem:
         return f"n0 = {m.eval(n0)}, i = {m.eval(i)}, case = {m.eval(case)}, {vals}"
 
     return Problem(hyps, goal, render)
+
+
+# ---------------------------------------------------------------- 2b. reduction to greedy
+
+
+def _wait_never_binds(c_le_t: bool = True) -> Problem:
+    """Offset ``i >= 1`` of a DSI segment (``d = 0``): the draft is there when the row is.
+
+    ``A_i = T + (i + 1) c``; ``R_i = min(B_i, D_{i-1} + t)`` with ``B_i = T + m c + t`` for the
+    block's draft count ``m = min(ceil(i/k) k, L - 1) >= i``; ``D_{i-1} >= A_{i-1} = T + i c``
+    (the previous decision waited for its draft). Claim ``A_i <= R_i``, so ``D_i = R_i``: no
+    position waits and no segment would end "behind"; with ``A_0 = T + c <= T + t = R_0`` the
+    rejection-mode model is the greedy model (`dsi_latency`) whenever ``c <= t``.
+    """
+    t, c, T, Dprev = z3.Reals("t c T D_prev")
+    i, m = z3.Ints("i m")
+    hyps = [t > 0, c > 0, T >= 0, i >= 1, m >= i, Dprev >= T + z3.ToReal(i) * c]
+    hyps.append(c <= t if c_le_t else c > t)
+    row = _min(T + z3.ToReal(m) * c + t, Dprev + t)
+    return Problem(hyps, T + z3.ToReal(i + 1) * c <= row)
+
+
+def _si_rejection_ge_greedy(reverse: bool = False) -> Problem:
+    """One SI segment: the rejection-mode SI is never ahead of the greedy SI.
+
+    Both SIs pass through the same segment starts (a segment at ``n0`` drafts
+    ``d = min(k, N - 1 - n0)``; after ``m`` accepted drafts the next starts at ``n0 + m + 1``
+    in both, the rejection-mode one deciding the bonus position with its draft). Segment costs
+    from the same start: greedy ``d c + t``; rejection mode ``d c + t`` (a rejection),
+    ``d c + t + c`` (a full block and the bonus draft), ``d c + max(c, t)`` or ``d c + t + c``
+    (the final segment). Claim: if the rejection-mode SI starts the segment no earlier
+    (``U >= G``), it ends it no earlier. Induction over segments: ``SI_rej(a) >= SI_greedy(a)``.
+    """
+    t, c, U, G = z3.Reals("t c U G")
+    d, case = z3.Ints("d case")
+    hyps = [t > 0, c > 0, G >= 0, U >= G, d >= 0, z3.Or([case == j for j in (1, 2, 3, 4)])]
+    dc = z3.ToReal(d) * c
+    rej = z3.If(
+        case == 1,
+        U + dc + t,
+        z3.If(case == 2, U + dc + t + c, z3.If(case == 3, U + dc + _max(c, t), U + dc + t + c)),
+    )
+    greedy = G + dc + t
+    return Problem(hyps, greedy >= rej if reverse else rej >= greedy)
 
 
 # ---------------------------------------------------------------- 3. bounded, symbolic c
@@ -354,6 +406,28 @@ THEOREMS = [
                 lambda: _step("bound", "no_delay_term"),
             ),
         ),
+    ),
+    Theorem(
+        name="rejection_dsi_wait_never_binds_if_c_le_t",
+        family=FAMILY,
+        hypotheses="rejection mode, d = 0, enough servers; every N, k, offset i >= 1 "
+        "(induction on i; i = 0: T + c <= T + t); 0 < c <= t",
+        claim="A_i <= R_i: DSI in rejection mode has the greedy model's latency (dsi_latency)",
+        expected="proved",
+        rlimit=2_000_000,
+        build=_wait_never_binds,
+        mutants=(Mutant("c > t", lambda: _wait_never_binds(c_le_t=False)),),
+    ),
+    Theorem(
+        name="rejection_si_ge_greedy_si_segment",
+        family=FAMILY,
+        hypotheses="one SI segment from the same position, rejection-mode start U >= greedy "
+        "start G; every d >= 0, t, c > 0; induction over segments (meta level)",
+        claim="rejection-mode SI ends the segment no earlier than greedy SI: SI_rej >= SI_greedy",
+        expected="proved",
+        rlimit=2_000_000,
+        build=_si_rejection_ge_greedy,
+        mutants=(Mutant("reversed: greedy SI ends later", lambda: _si_rejection_ge_greedy(True)),),
     ),
     Theorem(
         name="rejection_dsi_slower_than_nonsi_c_gt_t_N4",

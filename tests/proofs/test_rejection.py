@@ -7,7 +7,12 @@ from fractions import Fraction as F
 
 import z3
 
-from proofs.latency_model import dsi_rejection_latency, si_rejection_latency
+from proofs.latency_model import (
+    dsi_latency,
+    dsi_rejection_latency,
+    si_latency,
+    si_rejection_latency,
+)
 from proofs.rejection import THEOREMS, dsi_rejection_term, si_rejection_term
 from proofs.theorem import check
 
@@ -35,3 +40,18 @@ def test_counterexample_witnesses_reevaluate():
             res = check(th)
             assert res.ok and "mismatch" not in res.witness, (th.name, res.witness)
             assert "DSI" in res.witness, res.witness
+
+
+def test_reduction_to_greedy_on_evaluators():
+    """What the two reduction lemmas say, on every pattern N <= 7: for c <= t the
+    rejection-mode DSI is the greedy model, for every c rejection-mode SI >= greedy SI (and for
+    c > t DSI differs from greedy, which the lemma's mutant c > t reflects)."""
+    cs = [F(1, 12), F(1, 3), F(2, 3), F(1), F(5, 4), F(2)]
+    for n in range(1, 8):
+        for a, k, c in itertools.product(itertools.product((0, 1), repeat=n), (1, 2, 3), cs):
+            dsi = dsi_rejection_latency(a, 1, c, k)
+            if c <= 1:
+                assert dsi == dsi_latency(a, 1, c, k), (a, k, c)
+            else:
+                assert dsi > dsi_latency(a, 1, c, k) == n, (a, k, c)
+            assert si_rejection_latency(a, 1, c, k) >= si_latency(a, 1, c, k), (a, k, c)

@@ -31,6 +31,7 @@ from dsi_core.coordinator import Config, Coordinator
 from dsi_core.sampling import DecisionRule, KeyedNoise
 from dsi_core.testing.synthetic import PatternDrafter, PatternTarget, y
 from proofs.latency_model import (
+    dsi_latency,
     dsi_rejection_latency,
     nonsi_latency,
     si_rejection_latency,
@@ -85,6 +86,8 @@ def _exact(nmax, ks, cs, nmin=1):
         end, coord = run("dsi", a, k, 64, c)
         assert end == dsi_rejection_latency(a, T, c, k), ("dsi", a, k, c, end)
         assert coord.stats.task_waits == 0
+        if c <= T:  # the wait for the draft never binds: the greedy model's latency
+            assert end == dsi_latency(a, T, c, k), ("dsi greedy", a, k, c, end)
         end, _ = run("si", a, k, 64, c)
         assert end == si_rejection_latency(a, T, c, k), ("si", a, k, c, end)
 
