@@ -22,6 +22,7 @@ Rules for one position ``i`` with target row ``p``:
 
 from __future__ import annotations
 
+import abc
 import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -123,6 +124,14 @@ def _as_row(raw: Row) -> tuple[Row, float | None]:
     return raw, None
 
 
+class ExactScalar(abc.ABC):  # noqa: B024 (a marker: nothing to implement)
+    """Exact scalars a row may hold besides ``int`` and ``Fraction``: none by default.
+
+    ``proofs/code_rule.py`` registers its symbolic reals here, so :func:`check_row` and the rules
+    run unchanged on symbolic rows (exact: compared with 1 exactly, like Fractions).
+    """
+
+
 def check_row(row: Row, what: str = "row", tolerance: float | None = None) -> None:
     """Raise InvalidDistributionError unless ``row`` is a probability vector.
 
@@ -152,13 +161,14 @@ def check_row(row: Row, what: str = "row", tolerance: float | None = None) -> No
     total: Any = 0
     exact = True
     for x in row:
-        if isinstance(x, bool) or not isinstance(x, int | float | Fraction | np.number):
+        numeric = isinstance(x, int | float | Fraction | np.number | ExactScalar)
+        if isinstance(x, bool) or not numeric:
             raise InvalidDistributionError(f"{what} has a non-numeric entry {x!r}")
         if x != x or x in (float("inf"), float("-inf")):
             raise InvalidDistributionError(f"{what} contains NaN or inf")
         if x < 0:
             raise InvalidDistributionError(f"{what} has a negative probability")
-        exact = exact and isinstance(x, (Fraction, int))
+        exact = exact and isinstance(x, Fraction | int | ExactScalar)
         total += x
     if exact:
         if total != 1:

@@ -11,6 +11,7 @@ from proofs.theorem import Theorem
 def all_theorems() -> list[Theorem]:
     """Every theorem of every family, in a stable order."""
     from proofs import (
+        code_rule,
         expectation,
         expectation_servers,
         fixed_servers,
@@ -30,4 +31,5 @@ def all_theorems() -> list[Theorem]:
         *expectation_servers.THEOREMS,
         *preemption.THEOREMS,
         *rejection.THEOREMS,
+        *code_rule.THEOREMS,
     ]

@@ -39,6 +39,7 @@ class Problem:
     hypotheses: Sequence[z3.BoolRef]
     claim: z3.BoolRef | Sequence[z3.BoolRef]
     render: Callable[[z3.ModelRef], str] | None = None
+    note: str = ""  # shown as the result's detail (e.g. how many cases the claim covers)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ def check(theorem: Theorem) -> Result:
     """Checks a theorem and its mutants; see the module docstring for what is checked."""
     start = time.perf_counter()
     try:
-        status, witness, used = _decide(theorem.build(), theorem.rlimit)
+        problem = theorem.build()
+        status, witness, used = _decide(problem, theorem.rlimit)
     except Exception as exc:  # an encoding error is a failure, reported, not a crash
         return Result(theorem, "error", False, time.perf_counter() - start, detail=repr(exc))
     ok = status == theorem.expected
@@ -161,6 +163,7 @@ def check(theorem: Theorem) -> Result:
         ok,
         time.perf_counter() - start,
         witness=witness,
+        detail=problem.note,
         rlimit_used=used,
         mutants=mutants,
     )
