@@ -48,7 +48,7 @@ def run(algorithm, a, k, servers, c, cancellation="instant", seed=0):
     backend = SimulatedBackend(T, c, cancellation=cancellation)
     end = backend.run(coord, PatternTarget(1), drafter, [0])
     assert coord.committed == [y(i) for i in range(len(a))]
-    assert check_trace(coord.trace) == []
+    assert check_trace(coord.trace, cfg) == []
     return end, coord
 
 
