@@ -122,7 +122,8 @@ def _step(claim: str = "nonsi", mutant: str = "") -> Problem:
         delta >= 0,
         delta <= dmax,
         z3.Implies(n0 == 0, delta == 0),
-        A == T + delta + z3.ToReal(i + 1) * c,
+        A >= T,
+        A <= T + delta + z3.ToReal(i + 1) * c,
         # the row of p
         z3.Or(case == 1, case == 2, case == 3),
         z3.Implies(case == 1, R <= Dprev),
