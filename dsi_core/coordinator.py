@@ -22,7 +22,10 @@ in this file:
   that decides the next block's first draft. A task waits (FIFO) when all ``S`` servers are
   busy; a later start covers every draft that arrived meanwhile.
 * **SI**: drafts ``k`` tokens, verifies them with one task (rows for the ``k`` drafts plus the
-  bonus position), drafter idle meanwhile. In ``greedy``/``coupled`` mode the bonus token is
+  bonus position), drafter idle meanwhile -- except in ``rejection`` mode's final segment,
+  whose last draft (no task input needs it, its decision does) usually starts in the same step
+  as the task and runs beside it (proofs/README.md, "Finding (SI, the final segment)"). In
+  ``greedy``/``coupled`` mode the bonus token is
   committed directly; in ``rejection`` mode its row is kept and decides the next segment's
   first draft (SI with a deferred bonus), so SI and DSI emit identical tokens.
 * **non-SI**: the chain alone, no drafter.
