@@ -24,7 +24,7 @@ in this file:
 * **SI**: drafts ``k`` tokens, verifies them with one task (rows for the ``k`` drafts plus the
   bonus position), drafter idle meanwhile -- except in ``rejection`` mode's final segment,
   whose last draft (no task input needs it, its decision does) usually starts in the same step
-  as the task and runs beside it (proofs/README.md, "Finding (SI, the final segment)"). In
+  as the task and runs beside it (the finding in proofs/README.md, "Rejection mode"). In
   ``greedy``/``coupled`` mode the bonus token is
   committed directly; in ``rejection`` mode its row is kept and decides the next segment's
   first draft (SI with a deferred bonus), so SI and DSI emit identical tokens.

@@ -87,7 +87,7 @@ def _exact(nmax, ks, cs, nmin=1):
         assert end == dsi_rejection_latency(a, T, c, k), ("dsi", a, k, c, end)
         assert coord.stats.task_waits == 0
         if c <= T:  # the wait for the draft never binds: the greedy model's latency
-            assert end == dsi_latency(a, T, c, k), ("dsi greedy", a, k, c, end)
+            assert end == dsi_latency(a, T, c, k), ("DSI, greedy model", a, k, c, end)
         end, _ = run("si", a, k, 64, c)
         assert end == si_rejection_latency(a, T, c, k), ("si", a, k, c, end)
 
