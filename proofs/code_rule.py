@@ -185,6 +185,12 @@ class Sym:
     def __ne__(self, o: Any) -> Any:  # type: ignore[override]
         return self._cmp(o, "!=")
 
+    def __bool__(self) -> bool:
+        # Python's truthiness of a number is `x != 0`: a branch point like any comparison.
+        # (Without this, `if x:` / `x and ...` / `not x` on a Sym would silently be True on
+        # every path: an object without __bool__ or __len__ is truthy, and no branch recorded.)
+        return bool(SymBool("!=", self.e, _numeral(Fraction(0))))
+
     def __float__(self) -> float:
         raise TypeError("a symbolic real has no float value")
 
@@ -642,6 +648,13 @@ MUTANTS: dict[str, tuple[str, str, str]] = {
         "if u <= p[draft] / qx:",
     ),
     "no DrafterError when q(x) = 0": ("DecisionRule.decide", "if not qx > 0:", "if qx < 0:"),
+    # a truthiness test on a row entry or uniform (`u and ...`): `u = 0` never accepts. Only a
+    # Sym that branches on bool() (as on `u != 0`) sees this path; before, it was dropped.
+    "accept needs u != 0 (truthiness)": (
+        "DecisionRule.decide",
+        "if u < p[draft] / qx:",
+        "if u and u < p[draft] / qx:",
+    ),
     "inverse_cdf with u <= cum/total": (
         "inverse_cdf",
         "if u < cum[mid] / total:",
@@ -1280,6 +1293,7 @@ _DECIDE_MUTANTS = {
             "no DrafterError when q(x) = 0",
             "inverse_cdf with u <= cum/total",
         ],
+        2: ["accept iff u <= p(x)/q(x)", "accept needs u != 0 (truthiness)"],
     },
     "greedy": {
         3: ["argmax: highest index on ties (list path)"],

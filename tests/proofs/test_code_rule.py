@@ -51,6 +51,17 @@ def test_explore_takes_every_feasible_branch_and_prunes_the_rest():
         cr.explore(f, [x < 0, x > 0])
 
 
+def test_truthiness_of_a_sym_is_a_branch_point():
+    """`if x:` / `x and ..` / `not x` on a Sym branch on `x != 0` like Python numbers; without
+    `Sym.__bool__` the object would be truthy on every path and the `x = 0` path lost."""
+    x = z3.Real("x")
+    sx = cr.Sym(x)
+    assert sorted(p.outcome[1] for p in cr.explore(lambda: 1 if sx else 0, [x >= 0])) == [0, 1]
+    (zero,) = [p for p in cr.explore(lambda: not sx, [x >= 0]) if p.outcome[1]]
+    assert _counterexample([x >= 0], z3.Implies(z3.And(*zero.pc), x == 0)) is None
+    assert [p.outcome[1] for p in cr.explore(lambda: sx and 5, [x > 0])] == [5]  # forced
+
+
 def test_typed_errors_end_a_path_other_errors_propagate():
     x = z3.Real("x")
 
