@@ -20,6 +20,7 @@ delays ``d`` in {0, t/10, t/2, fails}.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from fractions import Fraction as F
 
@@ -64,21 +65,26 @@ def _restart_delay(c, d):
 
 
 def check_steps(coord, c, d):
-    """D_p <= max(A_p, D_{p-1} + t) and A_p <= T + delta + (i + 1) c on every commit."""
+    """D_p <= max(A_p, D_{p-1} + t) and A_p <= T + delta + (i + 1) c on every commit, with the
+    step theorem's T and n0: a segment starts at n0 = the number of commits so far, at
+    T = D_{n0-1} (0 for the first), and every position is committed once, in order."""
     arrived: dict[tuple[int, int], F] = {}
-    seg_start, seg_pos, prev, first = F(0), 0, F(0), True
+    seg_start, seg_pos, prev, first, commits = F(0), 0, F(0), True, 0
     for e in coord.trace:
         if e.what == "segment":
             seg_start, seg_pos = e.time, e.pos
+            assert (seg_start, seg_pos) == (prev, commits), (e.pos, e.time, prev, commits)
             delta = F(0) if first else _restart_delay(c, d)
             first = False
         elif e.what == "draft_done":
             arrived[(e.epoch, e.pos)] = e.time
         elif e.what == "commit":
+            assert e.pos == commits and not first, (e.pos, commits)
             a_p = arrived[(e.epoch, e.pos)]  # rejection mode: every position has its draft
             assert e.time <= max(a_p, prev + T), (e.pos, e.time, a_p, prev)
             assert a_p <= seg_start + delta + (e.pos - seg_pos + 1) * c, (e.pos, a_p, seg_start)
-            prev = e.time
+            prev, commits = e.time, commits + 1
+    assert commits == coord.config.max_new_tokens
 
 
 def _exact(nmax, ks, cs, nmin=1):
@@ -117,8 +123,9 @@ def test_fewer_servers_only_add_waits(servers):
 @pytest.mark.parametrize("d", ["instant", F(1, 10), F(1, 2), "fails"], ids=str)
 @pytest.mark.parametrize("servers", [1, 2, 64])
 def test_step_and_dsi_le_nonsi(servers, d):
-    """The step theorem's hypotheses on every commit; DSI <= N t when c + min(d, c) <= t."""
-    cs = [F(1, 4), F(1, 2), F(3, 4), F(1)]
+    """The step theorem's hypotheses on every commit; DSI <= N t when c + min(d, c) <= t, and
+    the bound N max(t, c + min(d, c)) of `rejection_dsi_bound_step` (so also c > t)."""
+    cs = [F(1, 4), F(1, 2), F(3, 4), F(1), F(3, 2)]
     for a, k, c in itertools.product(patterns(4), [1, 2, 3], cs):
         end, coord = run("dsi", a, k, servers, c, cancellation=d)
         check_steps(coord, c, d)
@@ -150,3 +157,23 @@ def test_seed_does_not_matter():
     a, k, c = (1, 1, 0, 1, 0, 1), 2, F(1, 3)
     ends = {run("dsi", a, k, 64, c, seed=s)[0] for s in range(5)}
     assert ends == {dsi_rejection_latency(a, T, c, k)}
+
+
+def test_check_steps_ties_the_segment_start_to_the_last_decision():
+    """check_steps fails on a trace whose segment starts later than D_{n0-1}, or whose drafter
+    restarts later than T + delta (so the step's T, n0 and A_p are the runtime's)."""
+    _, coord = run("dsi", (0, 1, 0), 1, 64, F(1, 2))
+    check_steps(coord, F(1, 2), "instant")
+    events = coord.trace
+    late_segment = [
+        dataclasses.replace(e, time=e.time + F(1, 10)) if e.what == "segment" and e.pos else e
+        for e in events
+    ]
+    late_draft = [
+        dataclasses.replace(e, time=e.time + F(1, 10)) if e.what == "draft_done" else e
+        for e in events
+    ]
+    for trace in (late_segment, late_draft):
+        coord.trace = trace
+        with pytest.raises(AssertionError):
+            check_steps(coord, F(1, 2), "instant")
