@@ -215,6 +215,17 @@ class SymBool:
             raise TypeError("a symbolic comparison outside a path exploration")
         return _ORACLE.branch(self)
 
+    # `(a < b) == (c < d)` compares two bools in Python: branch on each. (The default would
+    # compare the objects' identities: silently False, no branch.) Arithmetic, `&`, `|`, `~`
+    # and int() on a SymBool are not defined: a TypeError, never a silent value.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
+        return bool(self) == o if isinstance(o, bool | SymBool) else NotImplemented
+
+    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+        return bool(self) != o if isinstance(o, bool | SymBool) else NotImplemented
+
 
 # ------------------------------------------------------------------ path exploration
 

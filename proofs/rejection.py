@@ -23,12 +23,15 @@ coordinator on the simulated backend exactly by ``tests/property/test_rejection_
    ``D_p <= (p + 1) max(t, c + min(d, c))``; tight for ``d = 0`` (all accepted, ``c > t``:
    ``DSI = N c``, tested) -- ``rejection_dsi_slower_than_nonsi_c_gt_t_N4`` is z3's witness.
 2b. **Reduction to the greedy model** (``d = 0``, enough servers): for ``c <= t`` the wait for
-   the draft never binds (``rejection_dsi_wait_never_binds_if_c_le_t``, a step over the
-   offset: ``A_i <= R_i``), so rejection-mode DSI has exactly the greedy model's latency; and
-   rejection-mode SI is never ahead of greedy SI (``rejection_si_ge_greedy_si_segment``, a step
-   over segments). With the ``latency`` family (meta-level composition, not one z3 query):
-   ``DSI_1 <= SI`` with any lookahead for every ``N`` and ``DSI_k <= SI_k`` for ``N <= 16``
-   (``k <= 4``) carry over to rejection mode when ``c <= t``.
+   the draft never binds (``rejection_dsi_wait_never_binds_if_c_le_t``, z3: ``A_i <= R_i`` at
+   any offset, no induction needed), so rejection-mode DSI has exactly the greedy model's
+   latency (that the two evaluators then coincide is argued by hand -- same ``R_i``
+   recursion, the max never binds, no "behind" end -- and tested on every pattern ``N <= 7``);
+   and rejection-mode SI is never ahead of greedy SI (``rejection_si_ge_greedy_si_segment``, a
+   step over segments whose costs are read off the two evaluators by hand; tested likewise).
+   With the ``latency`` family (meta-level composition, not one z3 query): ``DSI_1 <= SI``
+   with any fixed lookahead for every ``N`` and ``DSI_k <= SI_k`` for ``N <= 16`` (``k <= 4``)
+   carry over to rejection mode when ``c <= t``.
 3. **DSI vs SI**, bounded, every ``c > 0`` (so also ``c > t``): the evaluators run on z3
    terms (``c`` symbolic, ``t = 1``: every latency is positively homogeneous in ``(t, c)``) for
    every pattern of every length ``N <= 6``, so each claim is a finite conjunction of
@@ -163,10 +166,12 @@ def _wait_never_binds(c_le_t: bool = True) -> Problem:
     """Offset ``i >= 1`` of a DSI segment (``d = 0``): the draft is there when the row is.
 
     ``A_i = T + (i + 1) c``; ``R_i = min(B_i, D_{i-1} + t)`` with ``B_i = T + m c + t`` for the
-    block's draft count ``m = min(ceil(i/k) k, L - 1) >= i``; ``D_{i-1} >= A_{i-1} = T + i c``
-    (the previous decision waited for its draft). Claim ``A_i <= R_i``, so ``D_i = R_i``: no
-    position waits and no segment would end "behind"; with ``A_0 = T + c <= T + t = R_0`` the
-    rejection-mode model is the greedy model (`dsi_latency`) whenever ``c <= t``.
+    block's draft count ``m = min(ceil(i/k) k, L - 1) >= i`` (``i <= L - 1``); ``D_{i-1} >=
+    A_{i-1} = T + i c`` holds by the model's ``D = max(A, R)`` (not an induction hypothesis).
+    Claim ``A_i <= R_i``, so ``D_i = R_i``: no position waits and no segment would end
+    "behind"; with ``A_0 = T + c <= T + t = R_0`` (offset 0, by hand) the rejection-mode model
+    is the greedy model (`dsi_latency`) whenever ``c <= t`` -- that last step, comparing the
+    two evaluators' recursions, is argued here and tested (tests/proofs/test_rejection.py).
     """
     t, c, T, Dprev = z3.Reals("t c T D_prev")
     i, m = z3.Ints("i m")
@@ -179,13 +184,16 @@ def _wait_never_binds(c_le_t: bool = True) -> Problem:
 def _si_rejection_ge_greedy(reverse: bool = False) -> Problem:
     """One SI segment: the rejection-mode SI is never ahead of the greedy SI.
 
-    Both SIs pass through the same segment starts (a segment at ``n0`` drafts
+    Both SIs pass through the same segment starts (argued from the two evaluators, not
+    z3-checked: a segment at ``n0`` drafts
     ``d = min(k, N - 1 - n0)``; after ``m`` accepted drafts the next starts at ``n0 + m + 1``
     in both, the rejection-mode one deciding the bonus position with its draft). Segment costs
     from the same start: greedy ``d c + t``; rejection mode ``d c + t`` (a rejection),
     ``d c + t + c`` (a full block and the bonus draft), ``d c + max(c, t)`` or ``d c + t + c``
-    (the final segment). Claim: if the rejection-mode SI starts the segment no earlier
-    (``U >= G``), it ends it no earlier. Induction over segments: ``SI_rej(a) >= SI_greedy(a)``.
+    (the final segment); these costs are transcribed by hand from ``si_rejection_latency`` and
+    ``si_latency``. Claim: if the rejection-mode SI starts the segment no earlier (``U >= G``),
+    it ends it no earlier. Induction over segments (meta level; base ``U = G = 0``):
+    ``SI_rej(a) >= SI_greedy(a)``.
     """
     t, c, U, G = z3.Reals("t c U G")
     d, case = z3.Ints("d case")
@@ -292,7 +300,8 @@ def _law_step(mutant: str = "") -> Problem:
       ``M = min(p, q)(x) + (1 - SA) r(x)`` where ``SA = sum min(p, q)``, ``SR = sum (p - q)^+``,
       ``SA + SR = 1`` (``Inv(V)``, proved for every ``V`` by ``lossless/sums_*``), and
       ``r = (p - q)^+ / SR`` (arbitrary when ``SR = 0``); without a draft (non-SI) ``M = p(x)``.
-    Induction on ``n`` (meta level) then gives the law ``prod p(y_i | y_<i)`` for every length.
+    Induction on ``n`` (meta level; base ``n = 0``: the empty prefix, ``P_0 = Pi_0 = 1``) then
+    gives the law ``prod p(y_i | y_<i)`` for every length.
     """
     prefix, token = z3.DeclareSort("Prefix"), z3.DeclareSort("Token")
     R = z3.RealSort()
@@ -374,9 +383,10 @@ THEOREMS = [
     Theorem(
         name="rejection_dsi_le_nonsi_step",
         family=FAMILY,
-        hypotheses="rejection mode; every N (strong induction on p); t, c, d symbolic with "
-        "c + min(d, c) <= t (d = 0: c <= t); any S; step facts of the module docstring "
-        "(argued for d = 0, tested for d in {0, t/10, t/2, fails}, S in {1, 2, 64})",
+        hypotheses="rejection mode; every N (strong induction on p, base D_{-1} = 0); t, c, d "
+        "symbolic with c + min(d, c) <= t (d = 0: c <= t); step facts of the module docstring "
+        "(argued for d = 0 and any S; tested for d in {t/10, t/2, fails}, S in {1, 2, 64}, "
+        "N <= 4)",
         claim="D_p <= (p + 1) t, hence DSI <= N t = non-SI",
         expected="proved",
         rlimit=5_000_000,
@@ -396,7 +406,9 @@ THEOREMS = [
     Theorem(
         name="rejection_dsi_bound_step",
         family=FAMILY,
-        hypotheses="rejection mode; every N; every t, c > 0, d >= 0; any S; the same step facts",
+        hypotheses="rejection mode; every N; every t, c > 0, d >= 0; the same step facts "
+        "(argued for d = 0 and any S; tested for d in {t/10, t/2, fails}, S in {1, 2, 64}, "
+        "c/t in {1/4, 1/2, 3/4, 1, 3/2}, N <= 4)",
         claim="D_p <= (p + 1) max(t, c + min(d, c)), hence DSI <= N max(t, c + min(d, c))",
         expected="proved",
         rlimit=5_000_000,
@@ -412,8 +424,9 @@ THEOREMS = [
         name="rejection_dsi_wait_never_binds_if_c_le_t",
         family=FAMILY,
         hypotheses="rejection mode, d = 0, enough servers; every N, k, offset i >= 1 "
-        "(induction on i; i = 0: T + c <= T + t); 0 < c <= t",
-        claim="A_i <= R_i: DSI in rejection mode has the greedy model's latency (dsi_latency)",
+        "(D_{i-1} >= A_{i-1} by D = max(A, R); i = 0 by hand: T + c <= T + t); 0 < c <= t",
+        claim="A_i <= R_i (so, argued and tested: DSI in rejection mode has the greedy "
+        "model's latency, dsi_latency)",
         expected="proved",
         rlimit=2_000_000,
         build=_wait_never_binds,
@@ -422,8 +435,9 @@ THEOREMS = [
     Theorem(
         name="rejection_si_ge_greedy_si_segment",
         family=FAMILY,
-        hypotheses="one SI segment from the same position, rejection-mode start U >= greedy "
-        "start G; every d >= 0, t, c > 0; induction over segments (meta level)",
+        hypotheses="one SI segment from the same position (same starts: argued), "
+        "rejection-mode start U >= greedy start G; segment costs of the two evaluators "
+        "(transcribed by hand); every d >= 0, t, c > 0; induction over segments (meta level)",
         claim="rejection-mode SI ends the segment no earlier than greedy SI: SI_rej >= SI_greedy",
         expected="proved",
         rlimit=2_000_000,

@@ -60,6 +60,9 @@ def test_truthiness_of_a_sym_is_a_branch_point():
     (zero,) = [p for p in cr.explore(lambda: not sx, [x >= 0]) if p.outcome[1]]
     assert _counterexample([x >= 0], z3.Implies(z3.And(*zero.pc), x == 0)) is None
     assert [p.outcome[1] for p in cr.explore(lambda: sx and 5, [x > 0])] == [5]  # forced
+    # comparing two comparisons compares their truth values, each a branch point
+    same_sign = sorted(p.outcome[1] for p in cr.explore(lambda: (sx > 0) == (sx > 1), []))
+    assert same_sign == [False, True, True]  # x > 1, 0 < x <= 1, x <= 0
 
 
 def test_typed_errors_end_a_path_other_errors_propagate():

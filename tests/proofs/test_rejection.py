@@ -13,7 +13,7 @@ from proofs.latency_model import (
     si_latency,
     si_rejection_latency,
 )
-from proofs.rejection import THEOREMS, dsi_rejection_term, si_rejection_term
+from proofs.rejection import THEOREMS, _step, dsi_rejection_term, si_rejection_term
 from proofs.theorem import check
 
 
@@ -55,3 +55,22 @@ def test_reduction_to_greedy_on_evaluators():
             else:
                 assert dsi > dsi_latency(a, 1, c, k) == n, (a, k, c)
             assert si_rejection_latency(a, 1, c, k) >= si_latency(a, 1, c, k), (a, k, c)
+
+
+def test_step_hypotheses_admit_every_case_of_the_step():
+    """Vacuity beyond the global check: the step's hypotheses admit each row case (stored,
+    live task, chain) at the first position, at a segment's first position after a restart
+    (n0 >= 1, i = 0) and inside a later segment with a restart delay (i >= 1, delta > 0)."""
+    n0, i, case = z3.Int("n0"), z3.Int("i"), z3.Int("case")
+    d, delta, c, t = z3.Reals("d delta c t")
+    shapes = [[n0 == 0, i == 0], [n0 >= 1, i == 0], [n0 >= 1, i >= 1, delta > 0, d > 0]]
+    for build in (_step, lambda: _step("bound")):
+        hyps = build().hypotheses
+        for k, shape in itertools.product((1, 2, 3), shapes):
+            solver = z3.Solver()
+            solver.add(*hyps, case == k, *shape)
+            assert solver.check() == z3.sat, (k, shape)
+    bound = _step("bound").hypotheses  # the bound's hypotheses also admit c > t with delta > 0
+    solver = z3.Solver()
+    solver.add(*bound, c > t, delta > 0, n0 >= 1, case == 3)
+    assert solver.check() == z3.sat
