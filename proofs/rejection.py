@@ -372,7 +372,10 @@ N_ANY_K = 6
 
 
 def _any_k_pairs(ks: Sequence[int]) -> list[tuple[int, int]]:
-    return [(k, k2) for k in ks for k2 in range(1, N_ANY_K)]
+    # k' = N_ANY_K stands for every k' >= N_ANY_K: a segment drafts d <= N - 1 < k' then, so
+    # it is never a full block. (k' = N - 1 is not enough: at N = 6, a = 111111, c = 3t/2,
+    # SI_5 = 10t (a full block, then the bonus draft) but SI_6 = 9t.)
+    return [(k, k2) for k in ks for k2 in range(1, N_ANY_K + 1)]
 
 
 def _any_c(c: z3.ArithRef) -> z3.BoolRef:
@@ -475,8 +478,8 @@ THEOREMS = [
         name=f"rejection_dsi12_le_si_any_k_N{N_ANY_K}",
         family=FAMILY,
         hypotheses=f"rejection mode, every pattern of every length N <= {N_ANY_K}, every c > 0, "
-        f"t = 1, SI with any fixed lookahead k' in 1..{N_ANY_K - 1} (larger k' act as "
-        f"{N_ANY_K - 1} here), enough servers, d = 0",
+        f"t = 1, SI with any fixed lookahead k' in 1..{N_ANY_K} (larger k' act as "
+        f"{N_ANY_K} here: d <= N - 1 < k'), enough servers, d = 0",
         claim="DSI_1 <= SI_k' and DSI_2 <= SI_k'",
         expected="proved",
         rlimit=20_000_000,

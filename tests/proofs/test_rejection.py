@@ -13,7 +13,14 @@ from proofs.latency_model import (
     si_latency,
     si_rejection_latency,
 )
-from proofs.rejection import THEOREMS, _step, dsi_rejection_term, si_rejection_term
+from proofs.rejection import (
+    N_ANY_K,
+    THEOREMS,
+    _any_k_pairs,
+    _step,
+    dsi_rejection_term,
+    si_rejection_term,
+)
 from proofs.theorem import check
 
 
@@ -74,3 +81,15 @@ def test_step_hypotheses_admit_every_case_of_the_step():
     solver = z3.Solver()
     solver.add(*bound, c > t, delta > 0, n0 >= 1, case == 3)
     assert solver.check() == z3.sat
+
+
+def test_any_k_theorem_covers_every_lookahead():
+    """`rejection_dsi12_le_si_any_k_N6` checks k' up to N_ANY_K, which stands for every larger
+    k' at N <= N_ANY_K (on the evaluator); k' = N - 1 alone would not (a = 1^6, c = 3t/2)."""
+    assert {k2 for _, k2 in _any_k_pairs((1,))} == set(range(1, N_ANY_K + 1))
+    for n in range(1, N_ANY_K + 1):
+        for a, c in itertools.product(itertools.product((0, 1), repeat=n), [F(1, 3), F(3, 2)]):
+            top = si_rejection_latency(a, 1, c, N_ANY_K)
+            assert all(si_rejection_latency(a, 1, c, k) == top for k in (7, 9, 50)), (a, c)
+    a = (1,) * 6
+    assert si_rejection_latency(a, 1, F(3, 2), 5) == 10 > si_rejection_latency(a, 1, F(3, 2), 6)
