@@ -22,7 +22,9 @@ theorems show that these edge cases are reached (by a counterexample to "no path
 The float64 numpy path of the same functions has its own code (`np.maximum`, `np.cumsum`,
 `np.argmax`). For every path, a dyadic witness (`p_i, q_i` multiples of `2**-10`, uniforms of
 `2**-12`, and where possible every uniform at least `2**-12` away from each threshold it is
-compared with) is run through the numpy path, which must give the spec's output there. On that
+compared with) is run through the numpy path, which must give the spec's output there (the
+helper theorems add witnesses on each branch boundary, `check_row` also one grid step from it:
+the numpy path is tested at these points, not proved). On that
 grid float64 is exact for these operations: sums and differences of the rows are exact, and a
 threshold `c/R` (grid values, `R` the normaliser: 1 or less for `p`, `q` and the residual) that
 differs from a uniform `k/2**12` differs from it by at least `2**-22 / R`, far above the
@@ -461,6 +463,9 @@ class Scenario:
     hyps: list[z3.BoolRef]
     cases: list[Case]
     boundary: bool  # float64 witnesses also on each branch's boundary (ties, p = q, u = p/q)
+    # float64 witnesses also one grid step from each branch's boundary, on the path's side,
+    # with these constraints if they can hold there (None: no such witnesses)
+    near: tuple[z3.BoolRef, ...] | None = None
 
 
 def _val(x: Any) -> z3.ArithRef:
@@ -633,7 +638,10 @@ def scenario(name: str, n: int, strict: bool = False) -> Scenario:
         ws = [v[f"w{i}"] for i in range(n)]
         spec = lambda v: spec_check_row(ws)  # noqa: E731
         case = _call_case("check_row(w)", sampling_fn("check_row"), "w", n, spec, _enc_none)
-        return Scenario(name, n, v, [w > 0 for w in ws] if strict else [], [case], True)
+        hyps = [w > 0 for w in ws] if strict else []
+        # near witnesses: an invalid row one grid step from a valid one (w_i = -2**-10 with
+        # sum 1, or sum 1 +- 2**-10), where a tolerance in the numpy branch would show
+        return Scenario(name, n, v, hyps, [case], True, (z3.Sum(*ws) == 1,))
     raise ValueError(f"unknown scenario {name!r}")
 
 
@@ -686,6 +694,12 @@ MUTANTS: dict[str, tuple[str, str, str]] = {
         "check_row",
         "if row.min() < 0:",
         "if row.min() <= 0:",
+    ),
+    # a tolerance one grid step (2**-10) would exceed: caught by the near witnesses only
+    "check_row tolerates entries above -1e-3 (numpy path)": (
+        "check_row",
+        "if row.min() < 0:",
+        "if row.min() < -1e-3:",
     ),
 }
 NUMPY_ONLY = {m for m in MUTANTS if m.endswith("(numpy path)")}
@@ -907,6 +921,21 @@ def _path_witnesses(path: Path, sc: Scenario) -> list[Witness]:
             point = _rounded(path, sc, model, False) or _grid_model(path, sc, [eq], False)
             if point is not None:
                 out.append(Witness(point, False, str(eq)))
+    if sc.near is None:
+        return out
+    g = _q(Fraction(1, P_GRID))
+    for s in path.steps:
+        if not s.branch or _uniforms_in(s, sc):
+            continue
+        d = s.test.lhs - s.test.rhs
+        near = [d != 0, d <= g, d >= -g]
+        for extra in ([*near, *sc.near], near):
+            if _sat([*sc.hyps, *path.pc, *extra]) is None:
+                continue
+            point = _grid_model(path, sc, extra, False)
+            if point is not None:
+                out.append(Witness(point, False, f"near {s.test.lhs == s.test.rhs}"))
+                break
     return out
 
 
@@ -989,6 +1018,7 @@ class Stats:
     witnesses: int = 0
     margin: int = 0
     boundary: int = 0
+    near: int = 0
 
     def text(self) -> str:
         if not self.witnesses:
@@ -996,7 +1026,8 @@ class Stats:
         return (
             f"{self.paths} feasible paths ({self.raising} raise a typed error); float64: "
             f"{self.margin}/{self.paths} paths with a margin witness, "
-            f"{self.witnesses} witnesses ({self.boundary} on a branch boundary)"
+            f"{self.witnesses} witnesses ({self.boundary} on a branch boundary"
+            + (f", {self.near} one grid step from one)" if self.near else ")")
         )
 
 
@@ -1067,7 +1098,9 @@ def build(name: str, vocabs: Sequence[int], mutant: str | None = None,
                     stats.margin += wits[ci][pi][0].margin
                     for w in wits[ci][pi]:
                         stats.witnesses += 1
-                        stats.boundary += bool(w.boundary)
+                        near = w.boundary.startswith("near ")
+                        stats.near += near
+                        stats.boundary += bool(w.boundary) and not near
                         claim, text = numpy_claim(sc, cp.case, w, spec)
                         numpy_claims.append(claim)
                         explain.append((claim, sc, lambda m, text=text: text))
@@ -1378,6 +1411,7 @@ THEOREMS: list[Theorem] = [
         [
             _m("check_row rejects zero entries (list path)", "check_row", (1, 2, 3, 4)),
             _m("check_row rejects zero entries (numpy path)", "check_row", (1, 2, 3, 4)),
+            _m("check_row tolerates entries above -1e-3 (numpy path)", "check_row", (1, 2, 3, 4)),
         ],
     ),
     _t(

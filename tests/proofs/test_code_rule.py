@@ -194,6 +194,31 @@ def test_every_path_has_a_float_exact_grid_witness_with_margins(name):
                         assert (v * grid).denominator == 1 and Fraction(float(v)) == v
 
 
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_check_row_has_witnesses_one_grid_step_from_valid(n):
+    """An entry -2**-10 in a row summing to 1, and a row of non-negative entries summing to
+    1 +- 2**-10: where a tolerance in check_row's numpy branch would accept an invalid row."""
+    step = Fraction(1, cr.P_GRID)
+    rows = [
+        [w.values[f"w{i}"] for i in range(n)]
+        for per_path in cr.witnesses("check_row", n)
+        for ws in per_path
+        for w in ws
+        if w.boundary.startswith("near ")
+    ]
+    assert any(min(r) == -step and sum(r) == 1 for r in rows)
+    assert any(min(r) >= 0 and abs(sum(r) - 1) == step for r in rows)
+
+
+def test_numpy_check_row_tolerance_is_caught_by_the_near_witnesses_only():
+    mutant = "check_row tolerates entries above -1e-3 (numpy path)"
+    problem = cr.build("check_row", (1, 2, 3, 4), mutant=mutant)
+    *symbolic, floats = problem.claim
+    assert _decide(Problem(problem.hypotheses, symbolic), 50_000_000)[0] == "proved"
+    status, witness, _ = _decide(Problem(problem.hypotheses, [floats], problem.render), 50_000_000)
+    assert status == "counterexample" and "-1/1024" in witness, witness
+
+
 def test_numpy_residual_mutant_is_caught_by_the_float_witnesses_only():
     problem = cr.build("residual", VOCABS, mutant="residual np.maximum(q - p, 0) (numpy path)")
     *symbolic, floats = problem.claim
