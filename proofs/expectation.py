@@ -6,11 +6,23 @@ the expected latency of an algorithm is the exact polynomial
 
     E[L](a) = sum_j S_j a^j (1 - a)^(N - j),   S_j = sum of L(x) over patterns with j ones,
 
-computed with the Fraction evaluators of `proofs.latency_model` (all 2^N patterns). A claim
+computed from the Fraction evaluators of `proofs.latency_model` on all 2^N patterns. A claim
 `E[L1](a) <= E[L2](a) on [0, 1]` is decided by z3 (nonlinear real arithmetic, one real `a`):
 `0 <= a <= 1 and E[L1](a) > E[L2](a)` UNSAT = proved, SAT = a counterexample rate `a`, which
 the witness re-checks exactly at a rational point (summing the evaluators over all patterns
 again, independently of the cached polynomial).
+
+Speed (exact, not an approximation): each pattern's latency is the sum of its segments' costs,
+and a segment's cost is memoised. Both evaluators run segment by segment with the state
+`(n0, now)` only: a segment's duration and commit count depend on the remaining length
+`r = N - n0` and on the bits it reads, and it reads `a[n0], a[n0+1], ...` and stops at the first
+0 at the latest (DSI: at a rejection, or earlier when behind or at the last position; SI: at a
+rejection or after its `d` drafts). So the first segment of a length-`r` pattern whose first 0
+is at offset `z` (`z = r`: none) is that of the representative `1^z 0 1^(r-z-1)`, and
+`L(p) = seg_0(p).end + L(p[committed:])` with `L` of the suffix evaluated on its own (durations do
+not depend on `now`). `latency_polynomial` sums these per-pattern latencies;
+tests/proofs/test_proofs.py checks them against the evaluators on every pattern up to N = 10,
+and the witnesses re-check their two reported expectations with the evaluators directly.
 
 Pathwise `DSI_k <= SI_k` (`proofs.latency`, bounded N) already implies the same-k claim for
 every law of the pattern; the "best SI" claim is not implied pathwise (`DSI_2 > SI_1` on
@@ -26,10 +38,10 @@ from functools import cache
 
 import z3
 
-from proofs.latency_model import dsi_latency, si_latency
+from proofs.latency_model import Segment, dsi_latency, dsi_segments, si_latency, si_segments
 from proofs.theorem import Mutant, Problem, Theorem
 
-__all__ = ["THEOREMS", "expected_latency", "latency_polynomial"]
+__all__ = ["THEOREMS", "expected_latency", "latency_polynomial", "pattern_latencies", "poly_value"]
 
 FAMILY = "expectation"
 _MODEL = (
@@ -44,6 +56,52 @@ def _latency(alg: str, k: int, old: bool) -> Callable[[Sequence[int], Fraction],
     return lambda x, c: dsi_latency(x, 1, c, k, old_final_block=old)
 
 
+def _first_segment(alg: str, k: int, old: bool) -> Callable[[Sequence[int], Fraction], Segment]:
+    if alg == "SI":
+        return lambda x, c: si_segments(x, 1, c, k)[0]
+    return lambda x, c: dsi_segments(x, 1, c, k, old_final_block=old)[0]
+
+
+@cache
+def _scaled_latencies(alg: str, n: int, c: Fraction, k: int, old: bool) -> tuple[int, ...]:
+    """`den(c) * L(x)` (t = 1, an integer) for every pattern `x` of length `n`, in
+    `itertools.product` order (pattern = the bits of its index, first position most significant).
+
+    The patterns of length `r` whose first 0 is at offset `z` form one contiguous block of indices
+    (a prefix `1^z 0`), and dropping their first segment's `m <= z + 1` positions maps the block
+    onto a contiguous block of the length-`(r - m)` patterns (see the module docstring)."""
+    seg0 = _first_segment(alg, k, old)
+    scale = c.denominator  # with t = 1 every time is an integer multiple of 1 / den(c)
+    lat: list[list[int]] = [[0]]  # lat[r][v]: the pattern of length r with index v
+    for r in range(1, n + 1):
+        row = [0] * (1 << r)
+        for z in range(r + 1):
+            seg = seg0((1,) * z + (0,) * (z < r) + (1,) * (r - z - 1), c)
+            m, end = seg.committed, seg.end * scale
+            if end.denominator != 1 or not 1 <= m <= min(z + 1, r):
+                raise AssertionError(f"unexpected first segment {seg} (r={r}, z={z})")
+            size = 1 << (r - z - 1) if z < r else 1
+            start = ((1 << z) - 1) << (r - z)
+            sub = start & ((1 << (r - m)) - 1)  # the suffix's index: the low r - m bits
+            e = int(end)
+            row[start : start + size] = [e + y for y in lat[r - m][sub : sub + size]]
+        lat.append(row)
+    return tuple(lat[n])
+
+
+def pattern_latencies(
+    alg: str, n: int, c: Fraction, k: int, old: bool = False
+) -> tuple[Fraction, ...]:
+    """`alg`'s latency (t = 1) on every pattern of length `n`, in `itertools.product` order,
+    as sums of memoised segment costs (see the module docstring)."""
+    return tuple(Fraction(x, c.denominator) for x in _scaled_latencies(alg, n, c, k, old))
+
+
+@cache
+def _ones(n: int) -> tuple[int, ...]:
+    return tuple(bin(v).count("1") for v in range(1 << n))
+
+
 @cache
 def latency_polynomial(
     alg: str, n: int, c: Fraction, k: int, old: bool = False
@@ -51,11 +109,16 @@ def latency_polynomial(
     """`(S_0..S_N)`: `E[L](a) = sum_j S_j a^j (1-a)^(N-j)` for `alg` in {"SI", "DSI"}, t = 1.
 
     `old` selects the mutant DSI whose final block waits for the last position's draft."""
-    lat = _latency(alg, k, old)
-    sums = [Fraction(0)] * (n + 1)
-    for x in itertools.product((0, 1), repeat=n):
-        sums[sum(x)] += lat(x, c)
-    return tuple(sums)
+    sums = [0] * (n + 1)
+    for ones, lat in zip(_ones(n), _scaled_latencies(alg, n, c, k, old), strict=True):
+        sums[ones] += lat
+    return tuple(Fraction(x, c.denominator) for x in sums)
+
+
+def poly_value(sums: Sequence[Fraction], rate: Fraction) -> Fraction:
+    """`sum_j S_j a^j (1-a)^(N-j)` at a rational rate."""
+    n = len(sums) - 1
+    return sum((s * rate**j * (1 - rate) ** (n - j) for j, s in enumerate(sums)), start=Fraction(0))
 
 
 def expected_latency(
@@ -114,11 +177,20 @@ def _compare(
         lines = [f"N={n}, rate a={rate} (~{float(rate):.6f}), t=1"]
         found = False
         for c, k in cases:
-            e_dsi = expected_latency("DSI", n, c, k, rate, old)
-            e_si = {j: expected_latency("SI", n, c, j, rate) for j in si_ks(k)}
-            j_best = min(e_si, key=lambda j: e_si[j])
+            # pick the case and k' from the polynomials, then re-check the two reported values
+            # by summing the evaluators over all patterns (independently of the polynomials)
+            e_dsi = poly_value(latency_polynomial("DSI", n, c, k, old), rate)
+            e_si = {j: poly_value(latency_polynomial("SI", n, c, j), rate) for j in si_ks(k)}
+            pick = max if reverse else min
+            j_best = pick(e_si, key=lambda j: e_si[j])
             bad = e_si[j_best] > e_dsi if reverse else e_si[j_best] < e_dsi
             if bad:
+                direct = (
+                    expected_latency("DSI", n, c, k, rate, old),
+                    expected_latency("SI", n, c, j_best, rate),
+                )
+                if direct != (e_dsi, e_si[j_best]):
+                    raise AssertionError(f"polynomial and direct sum differ at rate {rate}")
                 found = True
                 name = "DSI-old-final-block" if old else "DSI"
                 lines.append(

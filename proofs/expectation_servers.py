@@ -34,14 +34,23 @@ from fractions import Fraction
 
 import z3
 
-from proofs.expectation import _rational, _z3_poly, latency_polynomial
-from proofs.latency_model import dsi_latency, si_latency
+from proofs.expectation import (
+    _rational,
+    _z3_poly,
+    latency_polynomial,
+    pattern_latencies,
+    poly_value,
+)
+from proofs.latency_model import si_latency
 from proofs.simcheck import simulate
 from proofs.sp_degree_model import sp_degree_needed
 from proofs.theorem import Mutant, Problem, Theorem
 
 __all__ = [
     "THEOREMS",
+    "install",
+    "prepare",
+    "prepare_chunks",
     "dsi_sim_latencies",
     "dsi_sim_polynomial",
     "expected_dsi_sim",
@@ -79,6 +88,47 @@ def _run(x: tuple[int, ...], c: Fraction, k: int, servers: int) -> _Run:
     sim = simulate("dsi", x, 1, c, k, servers)
     run = runs[servers] = _Run(sim.end, sim.stats.max_busy_servers, sim.stats.task_waits)
     return run
+
+
+# ---------------------------------------------------------------- parallel warm-up (-j)
+# `python -m proofs -j` may run the simulations in several worker processes first (one chunk
+# per c) and install them here before the theorems run: the same deterministic runs, computed
+# elsewhere (a run that is not installed is simulated on demand, as with -j 1).
+
+Chunk = tuple[int, Fraction, tuple[tuple[int, int], ...]]  # (n, c, ((k, S), ...) in order)
+RunData = list[tuple[tuple[tuple[int, ...], Fraction, int], dict[int, tuple[Fraction, int, int]]]]
+
+
+def prepare_chunks() -> list[Chunk]:
+    """The simulations the theorems below use, one chunk per c (larger S first per k)."""
+    chunks = []
+    for c in _CS:
+        pairs = [(k, s) for k in _KS for s in _SERVERS]
+        if c == Fraction(1, 20):
+            pairs += [(k, 1) for k in _KS] + [(1, ENOUGH)]
+        chunks.append((N, c, tuple(pairs)))
+    return chunks
+
+
+def prepare(chunk: Chunk) -> RunData:
+    """Simulates one chunk (in a worker); returns its runs as plain data."""
+    n, c, pairs = chunk
+    for k, s in pairs:
+        dsi_sim_latencies(n, c, k, s)
+    keys = {(x, c, k) for x in itertools.product((0, 1), repeat=n) for k, _ in pairs}
+    return [
+        (key, {s: (r.end, r.busy, r.waits) for s, r in runs.items()})
+        for key, runs in _RUNS.items()
+        if key in keys
+    ]
+
+
+def install(data: RunData) -> None:
+    """Installs runs computed by `prepare` (in another process) into this process's cache."""
+    for key, runs in data:
+        mine = _RUNS.setdefault(key, {})
+        for s, (end, busy, waits) in runs.items():
+            mine.setdefault(s, _Run(end, busy, waits))
 
 
 _LAT: dict[tuple[int, Fraction, int, int], tuple[Fraction, ...]] = {}
@@ -123,13 +173,9 @@ def _expected_si(n: int, c: Fraction, k: int, rate: Fraction) -> Fraction:
 
 def latency_degree_ok(n: int, c: Fraction, k: int, servers: int) -> bool:
     """`S` covers the SP degree on horizon `n`: the simulated DSI with `S` servers ends at the
-    model's `dsi_latency` (enough servers) on every pattern of length `n`."""
-    return all(
-        lat == dsi_latency(x, 1, c, k)
-        for x, lat in zip(
-            itertools.product((0, 1), repeat=n), dsi_sim_latencies(n, c, k, servers), strict=True
-        )
-    )
+    model's `dsi_latency` (enough servers) on every pattern of length `n` (as memoised segment
+    sums: `proofs.expectation.pattern_latencies`)."""
+    return dsi_sim_latencies(n, c, k, servers) == pattern_latencies("DSI", n, c, k)
 
 
 # ---------------------------------------------------------------- problems
@@ -159,12 +205,22 @@ def _problem(n: int, cases: Sequence[_Case], reverse: bool = False) -> Problem:
     def render(model: z3.ModelRef) -> str:
         rate = _rational(model, a)
         for case in cases:
-            e_dsi = {ks: expected_dsi_sim(n, case.c, *ks, rate) for ks in case.dsi}
-            e_si = {kk: _expected_si(n, case.c, kk, rate) for kk in case.si_ks}
+            # pick the options from the polynomials, then re-check the two reported values by
+            # summing over all patterns directly (independently of the polynomials)
+            e_dsi = {ks: poly_value(dsi_sim_polynomial(n, case.c, *ks), rate) for ks in case.dsi}
+            e_si = {
+                kk: poly_value(latency_polynomial("SI", n, case.c, kk), rate) for kk in case.si_ks
+            }
             (k, s), best_dsi = min(e_dsi.items(), key=lambda kv: kv[1])
             pick = max if reverse else min  # reverse fails iff some SI(k') > some DSI option
             kk, best_si = pick(e_si.items(), key=lambda kv: kv[1])
             if (best_si > best_dsi) if reverse else (best_dsi > best_si):
+                direct = (
+                    expected_dsi_sim(n, case.c, k, s, rate),
+                    _expected_si(n, case.c, kk, rate),
+                )
+                if direct != (best_dsi, best_si):
+                    raise AssertionError(f"polynomial and direct sum differ at rate {rate}")
                 dsi_text = f"E[DSI(k={k}, S={s})] = {float(best_dsi):.6f} t"
                 if len(case.dsi) > 1:
                     ks = ", ".join(str(k_) for k_, _ in case.dsi)

@@ -261,13 +261,15 @@ def _dsi_vs_si(
     late_block: bool = False,
     t_one: bool = False,
     last_draft: bool = False,
+    joint: bool = False,
 ) -> Problem:
     """Claims DSI(k_dsi) <= SI(k) for each k in k_sis (c > 0, or 0 < c <= t if c_max_t).
 
     `t_one` fixes t = 1: no loss of generality, every latency of the model is positively
     homogeneous of degree 1 in (t, c) (sums, minima and comparisons of such terms), and it
-    makes the search markedly cheaper.
-    """
+    makes the search markedly cheaper. `joint` checks the conjunction over `k_sis` in one
+    solver call (the same claim; cheaper when the DSI unrolling dominates: about 3x for
+    `dsi1_le_si_any_lookahead`)."""
     a, t, c = _symbols(n)
     hyps: list[z3.BoolRef] = [t > 0, c > 0]
     if t_one:
@@ -282,6 +284,8 @@ def _dsi_vs_si(
         hyps += cons
         claims.append(dsi[-1].D <= si[-1].sig)
         checks.append(("SI", k, si[-1].sig))
+    if joint:
+        claims = [z3.And(claims)]
     if late_block or last_draft:
         label = "DSI-late-block" if late_block else "DSI-old-final-block"
         raw = [(label, dsi[-1].D), *[(f"SI(k={k})", e) for _, k, e in checks[1:]]]
@@ -492,7 +496,7 @@ THEOREMS: list[Theorem] = [
         claim="DSI_1(a) <= SI_k(a) for every k",
         expected="proved",
         rlimit=500_000_000,
-        build=lambda: _dsi_vs_si(_SI_ANY_N, 1, range(1, _SI_ANY_N + 1), t_one=True),
+        build=lambda: _dsi_vs_si(_SI_ANY_N, 1, range(1, _SI_ANY_N + 1), t_one=True, joint=True),
         mutants=(
             Mutant(
                 "DSI block waits for one draft too many",

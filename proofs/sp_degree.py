@@ -98,13 +98,27 @@ def _interval(v: int, k: int, t: z3.ArithRef, c: z3.ArithRef, strict: bool) -> l
     return [upper, t < c * ((v + 1) * k + 1), k * c <= t]
 
 
+_BUSY: dict[tuple[int, int, int, str, str], list[tuple[z3.BoolRef, z3.ArithRef]]] = {}
+
+
+def _busy_terms(
+    length: int, m: int, k: int, t: z3.ArithRef, c: z3.ArithRef
+) -> list[tuple[z3.BoolRef, z3.ArithRef]]:
+    """`segment_busy(_segment(...))`, built once per segment and symbol names (the terms do not
+    depend on the bound or on the interval of c, so every claim and mutant shares them)."""
+    key = (length, m, k, t.sexpr(), c.sexpr())
+    if key not in _BUSY:
+        _BUSY[key] = segment_busy(_segment(length, m, k, t, c))
+    return _BUSY[key]
+
+
 def _bound_claims(
     n: int, k: int, t: z3.ArithRef, c: z3.ArithRef, bound: Callable[[int], int]
 ) -> list[z3.BoolRef]:
     claims = []
     for length in range(1, n + 1):
         for m in range(length):
-            for ex, busy in segment_busy(_segment(length, m, k, t, c)):
+            for ex, busy in _busy_terms(length, m, k, t, c):
                 claims.append(z3.Implies(ex, busy <= bound(length)))
     return [z3.And(*claims)]
 

@@ -1,0 +1,117 @@
+"""The speed-ups of the proof runner against the slow paths they replace.
+
+- `proofs.expectation.pattern_latencies` (memoised segment costs) against the Fraction evaluators
+  on every pattern, and `latency_polynomial` against the brute-force sum it replaced;
+- the simulator warm-up of `proofs.expectation_servers` (`prepare` in a worker, `install` in the
+  family's worker) against on-demand runs;
+- `python -m proofs -j 2` against `-j 1`: same theorems, order, outcomes and exit status.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from fractions import Fraction as F
+
+import pytest
+
+import proofs.expectation_servers as es
+from proofs import runner
+from proofs.expectation import latency_polynomial, pattern_latencies, poly_value
+from proofs.latency_model import dsi_latency, si_latency
+
+_CS = (F(1, 20), F(1, 10), F(1, 4), F(1, 3), F(1, 2), F(1), F(3, 2))
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_pattern_latencies_equal_the_evaluators(n: int) -> None:
+    pats = list(itertools.product((0, 1), repeat=n))
+    for c in _CS:
+        for k in range(1, 6):
+            assert pattern_latencies("SI", n, c, k) == tuple(si_latency(x, 1, c, k) for x in pats)
+            assert pattern_latencies("DSI", n, c, k) == tuple(dsi_latency(x, 1, c, k) for x in pats)
+            assert pattern_latencies("DSI", n, c, k, True) == tuple(
+                dsi_latency(x, 1, c, k, old_final_block=True) for x in pats
+            )
+
+
+def test_latency_polynomial_equals_brute_force_sum() -> None:
+    n = 9
+    for alg, c, k in (("SI", F(1, 20), 3), ("DSI", F(1, 10), 2), ("DSI", F(1, 2), 5)):
+        ev = si_latency if alg == "SI" else dsi_latency
+        sums = [F(0)] * (n + 1)
+        for x in itertools.product((0, 1), repeat=n):
+            sums[sum(x)] += ev(x, 1, c, k)
+        assert latency_polynomial(alg, n, c, k) == tuple(sums)
+        for rate in (F(0), F(2, 7), F(1)):
+            assert poly_value(sums, rate) == sum(
+                s * rate**j * (1 - rate) ** (n - j) for j, s in enumerate(sums)
+            )
+
+
+def test_prepared_runs_equal_on_demand_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`install(prepare(chunk))` gives the same latencies as simulating on demand, and then
+    no simulation is needed."""
+    n, c = 5, F(1, 10)
+    chunk = (n, c, tuple((k, s) for k in (1, 2) for s in (7, 3, 2)) + ((1, 1),))
+    monkeypatch.setattr(es, "_RUNS", {})
+    monkeypatch.setattr(es, "_LAT", {})
+    fresh = {(k, s): es.dsi_sim_latencies(n, c, k, s) for k, s in chunk[2]}
+    data = es.prepare(chunk)
+    monkeypatch.setattr(es, "_RUNS", {})
+    monkeypatch.setattr(es, "_LAT", {})
+    es.install(data)
+
+    def no_simulation(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"simulated again: {args}")
+
+    monkeypatch.setattr(es, "simulate", no_simulation)
+    for (k, s), lats in fresh.items():
+        assert es.dsi_sim_latencies(n, c, k, s) == lats
+
+
+def test_prepare_chunks_cover_the_theorems() -> None:
+    """Every (c, k, S) the theorems simulate is in some chunk (a miss would only be slower)."""
+    pairs = {(c, k, s) for n, c, ks in es.prepare_chunks() for k, s in ks if n == es.N}
+    for s in (*es._SERVERS, 1):
+        for k in es._KS:
+            assert (F(1, 20), k, s) in pairs
+    assert (F(1, 20), 1, es.ENOUGH) in pairs
+    assert {c for c, _, _ in pairs} == set(es._CS)
+
+
+def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    code = runner.main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_parallel_runner_matches_sequential(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("--only", "sp_degree")
+    code1, seq = _run_json(capsys, *argv, "-j", "1")
+    code2, par = _run_json(capsys, *argv, "-j", "2")
+    assert code1 == code2 == 0
+    # outcomes, not witnesses: z3's model may depend on what the process built before (a
+    # worker starts fresh), and any counterexample is re-checked when it is rendered
+    keys = ("name", "claim", "hypotheses", "expected", "result", "ok")
+    assert [[th[k] for k in keys] for th in seq["theorems"]] == [
+        [th[k] for k in keys] for th in par["theorems"]
+    ]
+    assert par["total"] == seq["total"] == 6
+
+
+def test_runner_exit_status_follows_the_results(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever path produced them (workers or not), one result not as expected exits 1."""
+    real = runner._results
+
+    def one_wrong(*args: object):  # noqa: ANN202
+        for i, done in enumerate(real(*args)):
+            yield runner._Done(**{**done.__dict__, "ok": False}) if i == 0 else done
+
+    monkeypatch.setattr(runner, "_results", one_wrong)
+    for jobs in ("1", "2"):
+        code, out = _run_json(capsys, "--only", "fixed_servers", "-j", jobs)
+        assert code == 1 and out["passed"] == out["total"] - 1
+        assert runner.main(["--only", "fixed_servers", "-j", jobs]) == 1
+        assert "NO" in capsys.readouterr().out
