@@ -40,16 +40,15 @@ _PREPARE = {"expect_servers": "proofs.expectation_servers"}
 # Rough seconds per task on one idle core (scheduling hint only: longest first); default 1.
 _COST = {
     "expect_servers": 10.0,  # after its warm-up chunks (which go first)
-    "latency/dsi4_le_si4_N16": 16.0,
-    "latency/dsi3_le_si3_N16": 12.0,
-    "latency/dsi2_le_si2_N16": 8.0,
-    "latency/dsi1_le_si_any_lookahead_N12": 8.0,
-    "latency/dsi5_le_si5_N14": 7.0,
-    "sp_degree/sp_degree_exact_k1_N7": 6.0,
-    "latency/dsi_le_nonsi_N32": 4.0,
-    "sp_degree/sp_degree_exact_k2_N8": 4.0,
-    "lossless/rejection_law_n5": 3.0,
-    "sp_degree/sp_degree_exact_k3_N8": 3.0,
+    "latency/dsi1_le_si_any_lookahead_N12": 4.0,
+    "code_rule/decide_rejection_v4": 3.0,
+    "expectation/expect_dsi_k_le_best_si_N12": 3.0,
+    "rejection/rejection_dsi12_le_si_any_k_N6": 3.0,
+    "code_rule/decide_rejection_v3": 2.0,
+    "lossless/rejection_law_n5": 2.0,
+    "latency/dsi_le_nonsi_N32": 2.0,
+    "latency/dsi4_le_si4_N16": 2.0,
+    "latency/dsi3_le_si3_N16": 2.0,
 }
 
 

@@ -5,6 +5,13 @@ A theorem is built as a `Problem`: z3 hypotheses plus a claim. Checking it means
     counts as a failure),
 (b) `hypotheses AND NOT claim` is UNSAT (the claim is *proved*) or SAT (a *counterexample*,
     rendered as a readable witness),
+    Optional `lemmas` (the cut rule, to help the solver): each is checked in order under the
+    hypotheses and the lemmas proved before it, and once proved it is assumed from then on. A
+    proved lemma is a consequence of the hypotheses, so UNSAT of `hypotheses AND lemmas AND NOT
+    claim` proves the claim from the hypotheses alone, and a model of it is a counterexample of
+    the claim. A lemma that is not proved (SAT or UNKNOWN) is dropped with all later ones and
+    the claim is checked with the lemmas proved so far: a lemma never decides an outcome by
+    itself (e.g. `D_p <= SI_p` at every position `p` before the claim at the last one).
 (c) every attached mutant (the same statement about a deliberately broken rule or schedule, or
     a control variant) gives its own expected outcome. By default a mutant expects the opposite
     of the theorem: a proved theorem's mutant must be refuted by a counterexample, which shows
@@ -40,6 +47,7 @@ class Problem:
     claim: z3.BoolRef | Sequence[z3.BoolRef]
     render: Callable[[z3.ModelRef], str] | None = None
     note: str = ""  # shown as the result's detail (e.g. how many cases the claim covers)
+    lemmas: Sequence[z3.BoolRef] = ()  # proved first, then assumed (module docstring, (b))
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,16 @@ def _decide(problem: Problem, rlimit: int) -> tuple[str, str, int]:
         return "vacuous", "hypotheses are unsatisfiable", used
     if res != z3.sat:
         return "unknown", f"hypotheses: {solver.reason_unknown()}", used
+    known = list(problem.hypotheses)
+    for lemma in problem.lemmas:
+        res, solver, spent = _solve([*known, z3.Not(lemma)], rlimit)
+        used += spent
+        if res != z3.unsat:
+            break  # not proved: dropped with the later lemmas (the claim is still checked)
+        known.append(lemma)
     claims = [problem.claim] if isinstance(problem.claim, z3.BoolRef) else list(problem.claim)
     for claim in claims:
-        res, solver, spent = _solve([*problem.hypotheses, z3.Not(claim)], rlimit)
+        res, solver, spent = _solve([*known, z3.Not(claim)], rlimit)
         used += spent
         if res == z3.sat:
             render = problem.render or _default_render

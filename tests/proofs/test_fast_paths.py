@@ -4,7 +4,8 @@
   on every pattern, and `latency_polynomial` against the brute-force sum it replaced;
 - the simulator warm-up of `proofs.expectation_servers` (`prepare` in a worker, `install` in the
   family's worker) against on-demand runs;
-- `python -m proofs -j 2` against `-j 1`: same theorems, order, outcomes and exit status.
+- `python -m proofs -j 2` against `-j 1`: same theorems, order, outcomes and exit status;
+- `Problem.lemmas` (the cut rule): a lemma that does not follow never decides an outcome.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import json
 from fractions import Fraction as F
 
 import pytest
+import z3
 
 import proofs.expectation_servers as es
 from proofs import runner
 from proofs.expectation import latency_polynomial, pattern_latencies, poly_value
 from proofs.latency_model import dsi_latency, si_latency
+from proofs.theorem import Mutant, Problem, Theorem, check
 
 _CS = (F(1, 20), F(1, 10), F(1, 4), F(1, 3), F(1, 2), F(1), F(3, 2))
 
@@ -115,3 +118,31 @@ def test_runner_exit_status_follows_the_results(
         assert code == 1 and out["passed"] == out["total"] - 1
         assert runner.main(["--only", "fixed_servers", "-j", jobs]) == 1
         assert "NO" in capsys.readouterr().out
+
+
+def _lemma_theorem(lemmas: list, claim_bound: int) -> Theorem:
+    x = z3.Real("x")
+    return Theorem(
+        "lemmas",
+        "test",
+        "x > 0",
+        f"x > {claim_bound}",
+        "proved",
+        1_000_000,
+        lambda: Problem([x > 0], x > claim_bound - 1, lemmas=[f(x) for f in lemmas]),
+        (Mutant("m", lambda: Problem([x > 0], x > 5)),),
+    )
+
+
+def test_lemmas_never_decide_an_outcome() -> None:
+    """A lemma that does not follow is dropped (not assumed); a proved one only helps."""
+    # false lemma x > 5, false claim x > 3: still a counterexample (assuming it would "prove")
+    assert check(_lemma_theorem([lambda x: x > 5], 4)).status == "counterexample"
+    # false lemma, true claim x > -1: proved all the same
+    assert check(_lemma_theorem([lambda x: x > 5], 0)).status == "proved"
+    # a true lemma before a false one: the later false one is dropped too, claim still checked
+    res = check(_lemma_theorem([lambda x: x > -2, lambda x: x > 7], 2))
+    assert res.status == "counterexample"
+    # true lemmas, true claim: proved, and the lemmas' solver calls are counted
+    res = check(_lemma_theorem([lambda x: x > -3, lambda x: x >= 0], 0))
+    assert res.status == "proved" and res.ok
