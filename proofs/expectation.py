@@ -32,6 +32,7 @@ every law of the pattern; the "best SI" claim is not implied pathwise (`DSI_2 > 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from functools import cache
@@ -89,6 +90,7 @@ def _scaled_latencies(alg: str, n: int, c: Fraction, k: int, old: bool) -> tuple
     return tuple(lat[n])
 
 
+@cache
 def pattern_latencies(
     alg: str, n: int, c: Fraction, k: int, old: bool = False
 ) -> tuple[Fraction, ...]:
@@ -133,12 +135,40 @@ def expected_latency(
     return total
 
 
-def _z3_poly(sums: Sequence[Fraction], a: z3.ArithRef) -> z3.ArithRef:
+@cache
+def monomial_coefficients(sums: tuple[Fraction, ...]) -> tuple[Fraction, ...]:
+    """`(b_0..b_N)` with `sum_j S_j a^j (1-a)^(N-j) = sum_i b_i a^i` (exact binomial expansion),
+    checked by evaluating both forms at N + 1 distinct rational points (two polynomials of
+    degree <= N that agree there are equal)."""
     n = len(sums) - 1
+    coef = [Fraction(0)] * (n + 1)
+    for j, s in enumerate(sums):
+        for m in range(n - j + 1):  # (1 - a)^(n-j) = sum_m C(n-j, m) (-a)^m
+            coef[j + m] += s * math.comb(n - j, m) * (-1) ** m
+    for x in (Fraction(i, n + 1) for i in range(n + 1)):
+        if poly_value(sums, x) != sum(b * x**i for i, b in enumerate(coef)):
+            raise AssertionError("binomial expansion disagrees with the Bernstein form")
+    return tuple(coef)
+
+
+_POLY: dict[tuple[tuple[Fraction, ...], str], z3.ArithRef] = {}
+
+
+def _z3_poly(sums: Sequence[Fraction], a: z3.ArithRef) -> z3.ArithRef:
+    """`E[L](a)` as a z3 term in the monomial basis (`monomial_coefficients`): the same
+    polynomial as `sum_j S_j a^j (1-a)^(N-j)`, cheaper for z3 to normalise (built once per
+    polynomial and variable name)."""
+    key = (tuple(sums), a.sexpr())
+    if key not in _POLY:
+        _POLY[key] = _z3_poly_uncached(sums, a)
+    return _POLY[key]
+
+
+def _z3_poly_uncached(sums: Sequence[Fraction], a: z3.ArithRef) -> z3.ArithRef:
     terms = [
-        z3.RealVal(f"{s.numerator}/{s.denominator}") * a**j * (1 - a) ** (n - j)
-        for j, s in enumerate(sums)
-        if s != 0
+        z3.RealVal(f"{b.numerator}/{b.denominator}") * (a**i if i else 1)
+        for i, b in enumerate(monomial_coefficients(tuple(sums)))
+        if b != 0
     ]
     return z3.Sum(terms) if terms else z3.RealVal(0)
 

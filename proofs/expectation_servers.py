@@ -31,6 +31,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 
 import z3
 
@@ -92,7 +93,7 @@ def _run(x: tuple[int, ...], c: Fraction, k: int, servers: int) -> _Run:
 
 # ---------------------------------------------------------------- parallel warm-up (-j)
 # `python -m proofs -j` may run the simulations in several worker processes first (one chunk
-# per c) and install them here before the theorems run: the same deterministic runs, computed
+# per (c, k)) and install them here before the theorems run: the same deterministic runs, computed
 # elsewhere (a run that is not installed is simulated on demand, as with -j 1).
 
 Chunk = tuple[int, Fraction, tuple[tuple[int, int], ...]]  # (n, c, ((k, S), ...) in order)
@@ -100,13 +101,15 @@ RunData = list[tuple[tuple[tuple[int, ...], Fraction, int], dict[int, tuple[Frac
 
 
 def prepare_chunks() -> list[Chunk]:
-    """The simulations the theorems below use, one chunk per c (larger S first per k)."""
+    """The simulations the theorems below use, one chunk per (c, k), in the theorems' order of
+    server counts (larger S first, then S = 1, then ENOUGH), so the same runs are reused."""
     chunks = []
     for c in _CS:
-        pairs = [(k, s) for k in _KS for s in _SERVERS]
-        if c == Fraction(1, 20):
-            pairs += [(k, 1) for k in _KS] + [(1, ENOUGH)]
-        chunks.append((N, c, tuple(pairs)))
+        for k in _KS:
+            pairs = [(k, s) for s in _SERVERS]
+            if c == Fraction(1, 20):
+                pairs += [(k, 1)] + ([(k, ENOUGH)] if k == 1 else [])
+            chunks.append((N, c, tuple(pairs)))
     return chunks
 
 
@@ -163,11 +166,17 @@ def expected_dsi_sim(n: int, c: Fraction, k: int, servers: int, rate: Fraction) 
     return total
 
 
+@cache
+def _si_latencies(n: int, c: Fraction, k: int) -> tuple[Fraction, ...]:
+    """SI's latency from the evaluator itself on every pattern (for the witnesses' re-check)."""
+    return tuple(si_latency(x, 1, c, k) for x in itertools.product((0, 1), repeat=n))
+
+
 def _expected_si(n: int, c: Fraction, k: int, rate: Fraction) -> Fraction:
     total = Fraction(0)
-    for x in itertools.product((0, 1), repeat=n):
+    for x, lat in zip(itertools.product((0, 1), repeat=n), _si_latencies(n, c, k), strict=True):
         ones = sum(x)
-        total += rate**ones * (1 - rate) ** (n - ones) * si_latency(x, 1, c, k)
+        total += rate**ones * (1 - rate) ** (n - ones) * lat
     return total
 
 

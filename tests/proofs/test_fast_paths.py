@@ -17,9 +17,15 @@ from fractions import Fraction as F
 import pytest
 import z3
 
+import proofs.expectation as expectation
 import proofs.expectation_servers as es
 from proofs import runner
-from proofs.expectation import latency_polynomial, pattern_latencies, poly_value
+from proofs.expectation import (
+    latency_polynomial,
+    monomial_coefficients,
+    pattern_latencies,
+    poly_value,
+)
 from proofs.latency_model import dsi_latency, si_latency
 from proofs.theorem import Mutant, Problem, Theorem, check
 
@@ -146,3 +152,20 @@ def test_lemmas_never_decide_an_outcome() -> None:
     # true lemmas, true claim: proved, and the lemmas' solver calls are counted
     res = check(_lemma_theorem([lambda x: x > -3, lambda x: x >= 0], 0))
     assert res.status == "proved" and res.ok
+
+
+def test_monomial_form_is_the_bernstein_polynomial() -> None:
+    """The z3 polynomials use the monomial basis: same values at points other than the N + 1
+    the expansion is checked at inside `monomial_coefficients`."""
+    sums = latency_polynomial("DSI", 7, F(1, 10), 2)
+    coef = monomial_coefficients(sums)
+    for x in (F(1, 3), F(5, 7), F(2), F(-1, 2)):
+        assert poly_value(sums, x) == sum(b * x**i for i, b in enumerate(coef))
+    with pytest.raises(AssertionError):  # a wrong expansion is caught by the built-in check
+        real = expectation.math.comb
+        try:
+            expectation.math.comb = lambda n, m: real(n, m) + (m == 1)  # type: ignore[assignment]
+            expectation.monomial_coefficients.cache_clear()
+            expectation.monomial_coefficients((F(1), F(2), F(3)))
+        finally:
+            expectation.math.comb = real  # type: ignore[assignment]
