@@ -100,9 +100,16 @@ Chunk = tuple[int, Fraction, tuple[tuple[int, int], ...]]  # (n, c, ((k, S), ...
 RunData = list[tuple[tuple[tuple[int, ...], Fraction, int], dict[int, tuple[Fraction, int, int]]]]
 
 
-def prepare_chunks() -> list[Chunk]:
+def prepare_chunks(names: Sequence[str] | None = None) -> list[Chunk]:
     """The simulations the theorems below use, one chunk per (c, k), in the theorems' order of
-    server counts (larger S first, then S = 1, then ENOUGH), so the same runs are reused."""
+    server counts (larger S first, then S = 1, then ENOUGH), so the same runs are reused.
+
+    Empty when `names` (the selected theorems) has no theorem over the whole grid: the others
+    need a few hundred runs, cheaper on demand."""
+    grid = {f"dsi_kS_le_si_k_N{N}", f"dsi_kS_le_best_si_if_deg_N{N}"}
+    grid.add(f"best_dsi_S3_7_le_best_si_N{N}")
+    if names is not None and not grid & set(names):
+        return []
     chunks = []
     for c in _CS:
         for k in _KS:

@@ -34,7 +34,7 @@ from proofs.theorem import Result, Theorem, check
 
 # Families whose theorems share an in-process cache: checked in one worker, in registry order.
 _SHARED = frozenset({"expect_servers"})
-# Families whose module warms that cache up in parallel: `prepare_chunks()` -> chunks,
+# Families whose module warms that cache up in parallel: `prepare_chunks(names)` -> chunks,
 # `prepare(chunk)` -> data (in any worker), `install(data)` (in the family's worker).
 _PREPARE = {"expect_servers": "proofs.expectation_servers"}
 # Rough seconds per task on one idle core (scheduling hint only: longest first); default 1.
@@ -140,7 +140,10 @@ def _results(theorems: list[Theorem], indices: list[int], jobs: int) -> Iterator
         if module is None:
             queue.append((_check_indices, (task,), ""))
             continue
-        chunks = importlib.import_module(module).prepare_chunks()
+        chunks = importlib.import_module(module).prepare_chunks([theorems[i].name for i in task])
+        if not chunks:
+            queue.append((_check_indices, (task,), ""))
+            continue
         waiting[fam] = (task, [], len(chunks))
         queue[:0] = [(_prepare, (module, chunk), fam) for chunk in chunks]
     ctx = multiprocessing.get_context("spawn")

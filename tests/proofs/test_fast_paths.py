@@ -169,3 +169,10 @@ def test_monomial_form_is_the_bernstein_polynomial() -> None:
             expectation.monomial_coefficients((F(1), F(2), F(3)))
         finally:
             expectation.math.comb = real  # type: ignore[assignment]
+
+
+def test_prepare_only_for_the_grid_theorems() -> None:
+    names = [th.name for th in es.THEOREMS]
+    assert len(es.prepare_chunks(names)) == len(es._CS) * len(es._KS)
+    assert es.prepare_chunks(names[:1]) == es.prepare_chunks()
+    assert es.prepare_chunks([n for n in names if "slower" in n]) == []
