@@ -56,7 +56,7 @@ def main() -> int:
             )
 
     from dsi_core.experiments.bench import PROMPTS
-    from dsi_core.experiments.estimate import profile_pair
+    from dsi_core.experiments.estimate import greedy_decision_cost, profile_pair
     from dsi_core.models.resolve import resolve_drafter
     from dsi_core.models.smollm2 import load_smollm2
 
@@ -74,27 +74,9 @@ def main() -> int:
             times.append(time.perf_counter() - t)
         per[r] = statistics.median(times[2:]) * 1e3
     print("   " + ", ".join(f"r={r}: {v:.1f}" for r, v in per.items()))
-    from dsi_core.sampling import DecisionRule, KeyedNoise, to_probs
-
-    rule = DecisionRule("greedy", KeyedNoise(0))
-    zrows = model.rows(model.new_state(), ids, 1)  # one row per prompt position
-    same = all(
-        rule.compact_logits(0, z, 1.0, "r") == rule.compact(0, to_probs(z, "logits")) for z in zrows
-    )
-    cost = {}
-    for name, fn in (
-        ("top two on the tensor", lambda z: rule.compact_logits(0, z, 1.0, "r")),
-        ("float64 row (numpy)", lambda z: rule.compact(0, to_probs(z, "logits"))),
-    ):
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            for z in zrows:
-                fn(z)
-            times.append((time.perf_counter() - t) / len(zrows))
-        cost[name] = statistics.median(times) * 1e3
+    same, cost = greedy_decision_cost(model, ids)
     print(
-        f"   greedy decision per row ({len(zrows)} rows, same tokens: {same}): "
+        f"   greedy decision per row ({len(ids)} rows, same tokens: {same}): "
         + ", ".join(f"{k} {v:.3f} ms" for k, v in cost.items())
     )
 

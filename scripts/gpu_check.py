@@ -43,7 +43,7 @@ def main() -> int:
 
     from dsi_core import generate
     from dsi_core.experiments.bench import format_bench, replay_rows, run_bench
-    from dsi_core.experiments.estimate import profile_pair
+    from dsi_core.experiments.estimate import greedy_decision_cost, profile_pair
     from dsi_core.models.resolve import resolve_drafter
     from dsi_core.models.smollm2 import load_smollm2
 
@@ -102,26 +102,7 @@ def main() -> int:
         log(f"ms per forward by rows ({name}):", {r: round(v, 2) for r, v in per.items()})
     out["forward_ms_by_rows"] = costs
     # the greedy decision per row: top two on the device vs the float64 row on the host
-    from dsi_core.sampling import DecisionRule, KeyedNoise, to_probs
-
-    rule = DecisionRule("greedy", KeyedNoise(0))
-    st = fp32.new_state()
-    zrows = fp32.rows(st, ids, 1)[-8:]
-    same = all(
-        rule.compact_logits(0, z, 1.0, "r") == rule.compact(0, to_probs(z, "logits")) for z in zrows
-    )
-    decide_ms = {}
-    for name, fn in (
-        ("device_top2", lambda z: rule.compact_logits(0, z, 1.0, "r")),
-        ("host_float64", lambda z: rule.compact(0, to_probs(z, "logits"))),
-    ):
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            for z in zrows:
-                fn(z)
-            times.append((time.perf_counter() - t) / len(zrows))
-        decide_ms[name] = statistics.median(times) * 1e3
+    same, decide_ms = greedy_decision_cost(fp32, ids, last=8)
     out["greedy_decision_ms_per_row"] = decide_ms
     log(f"greedy decision ms per row (same tokens: {same}):", decide_ms)
     try:

@@ -63,6 +63,35 @@ def _ready(rows: Any) -> Any:
     return rows
 
 
+def greedy_decision_cost(
+    target: Any, ids: list[int], last: int | None = None, repeats: int = 5
+) -> tuple[bool, dict[str, float]]:
+    """ms per row of a greedy decision on ``target``'s logits rows for ``ids`` (the last
+    ``last`` positions, or all): ``device_top2`` (:meth:`DecisionRule.compact_logits`, the top
+    two read where the row lives) vs ``host_float64`` (the exact float64 row), medians of
+    ``repeats``; and whether both decided the same tokens."""
+    from dsi_core.sampling import DecisionRule, KeyedNoise, to_probs
+
+    rule = DecisionRule("greedy", KeyedNoise(0))
+    zrows = _ready(target.rows(target.new_state(), ids, 1))
+    zrows = zrows[-last:] if last else zrows
+    ways = {
+        "device_top2": lambda z: rule.compact_logits(0, z, 1.0, "row"),
+        "host_float64": lambda z: rule.compact(0, to_probs(z, "logits")),
+    }
+    same = all(ways["device_top2"](z) == ways["host_float64"](z) for z in zrows)
+    cost = {}
+    for name, fn in ways.items():
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for z in zrows:
+                fn(z)
+            times.append((time.perf_counter() - t) / len(zrows))
+        cost[name] = statistics.median(times) * 1e3
+    return same, cost
+
+
 def profile_pair(
     target: Any, drafter: Any, prompts: dict[str, str], n_tokens: int = 32, repeats: int = 5
 ) -> PairProfile:
