@@ -408,6 +408,81 @@ def _ind_dsi1_le_si(late_block: bool = False) -> Problem:
     return Problem(hyps, claims)
 
 
+def _si_block_gap(o: z3.ArithRef, cnt: z3.ArithRef, k: z3.ArithRef, t, c) -> z3.ArithRef:
+    """The least `sig - U` (SI's segment end minus DSI's block start) over all-accepted runs
+    from a common start, given the phases: SI offset `o` in a full segment, DSI offset `cnt` in
+    its block. At offset `i = s (k + 1) + o` of a piece, `U - T = ceil(i/k) k c` and
+    `sig - T = (s + 1)(k c + t)`, so `sig - U = k c + (s + 1) t - ceil((s + o)/k) k c`; the
+    phases fix `s mod k` (`s = cnt - o mod k`), and the gap grows by `k (t - c) >= 0` when `s`
+    grows by `k`, so the smallest `s` of that class, `s0`, gives the least gap."""
+    diff = cnt - o
+    s0 = z3.If(cnt == 0, 0, z3.If(diff == k, 0, z3.If(diff < 0, diff + k, diff)))
+    w = z3.If(s0 + o == 0, 0, z3.If(s0 + o <= k, 1, 2))  # ceil((s0 + o) / k), s0 + o < 2k
+    return k * c + (s0 + 1) * t - w * (k * c)
+
+
+def _ind_dsik_le_sik(late_block: bool = False, last_draft: bool = False) -> Problem:
+    """Inductive state dominance of DSI(k) over SI(k) (the same lookahead, symbolic), every N.
+
+    Ghost state: `o`, SI's offset within its segment (`o + r = d`, the segment's drafts).
+    Inv(p), with `R = N - p >= 1`:
+      DSI's drafter is never behind (`D >= A`), so DSI's segments end only at rejections, as
+      SI's pieces do; the drafts arrive on DSI's block grid (`A - U = c` at offset 0, else
+      `(cnt + 1 - k) c`) and `E - A = (R - 2) c`;
+      DSI decides no later than its block or chain allows: `D <= U + t`, and within a block
+      `D <= U - k c + cnt t + t` (the chain from the block before), and `D <= E + t`;
+      SI drafts no earlier than DSI: `sig - t - r c >= A - c`;
+      SI's segment is full (`o + r = k`) or the final one (`r = R - 1`, fewer drafts);
+      in a full segment `sig - U >= _si_block_gap(o, cnt)`.
+    Then `D <= sig`: in a full segment from the gap, in the final one from `D <= E + t`.
+    A rejection restarts both from their own decision times, `D <= sig`, so the invariant
+    survives it without splitting the pattern into pieces.
+    """
+    t, c = z3.Reals("t c")
+    k, n0, rem, o = z3.Ints("k N R o")
+    a_p = z3.Bool("a_p")
+
+    extra = 1 if last_draft else 0  # the mutant's final block starts one draft later
+
+    def inv(x: DsiState, y: SiState, o: z3.ArithRef, r: z3.ArithRef) -> z3.BoolRef:
+        full = o + y.r == k
+        return z3.And(
+            r >= 1,
+            x.cnt >= 0,
+            x.cnt <= k,
+            y.r >= 0,
+            o >= 0,
+            o + y.r <= k,
+            z3.Or(full, y.r == r - 1),
+            z3.Implies(x.cnt == 0, o == 0),
+            x.D >= x.A,
+            x.A - x.U == z3.If(x.cnt == 0, c, (x.cnt + 1 - k) * c),
+            x.E - x.A == (r - 2 + extra) * c,
+            x.D <= x.U + t,
+            z3.Implies(x.cnt >= 1, x.D <= x.U - k * c + x.cnt * t + t),
+            x.D <= x.E + t,
+            y.sig - t - y.r * c >= x.A - c,
+            z3.Implies(full, y.sig - x.U >= _si_block_gap(o, x.cnt, k, t, c)),
+        )
+
+    mut = {"late_block": late_block, "last_draft": last_draft}
+    x0, base = dsi_init("dsi0", n0, t, c, last_draft=last_draft)
+    y0, base_si = si_init("si0", z3.If(k <= n0 - 1, k, n0 - 1), t, c)
+    x, y = _fresh_dsi("dsi"), SiState(z3.Real("si.sig"), z3.Int("si.r"))
+    x1, step = dsi_step(x, a_p, t, c, k, rem - 1, "dsi1", **mut)
+    y1, step_si = si_step(y, a_p, t, c, z3.If(k <= rem - 2, k, rem - 2), "si1")
+    o1 = z3.If(z3.And(y.r > 0, a_p), o + 1, 0)
+    hyps = [t > 0, c > 0, c <= t, k >= 1, n0 >= 1, rem >= 2, inv(x, y, o, rem)]
+    hyps += [*base, *base_si, *step, *step_si]
+    claims = [
+        inv(x0, y0, z3.IntVal(0), n0),
+        inv(x1, y1, o1, rem - 1),
+        x1.D <= y1.sig,
+        z3.Implies(inv(x, y, o, z3.Int("R_any")), x.D <= y.sig),  # also at p = N - 1
+    ]
+    return Problem(hyps, claims)
+
+
 def _ind_si_ge_nonsi(c_ge_t: bool = True) -> Problem:
     """For c >= t, SI with any lookahead is never faster than non-SI: sig_p - r_p c >= (p+1) t."""
     t, c, x = z3.Reals("t c X")
@@ -484,6 +559,25 @@ THEOREMS: list[Theorem] = [
         rlimit=50_000_000,
         build=_ind_dsi1_le_si,
         mutants=(Mutant("DSI block waits for one draft too many", lambda: _ind_dsi1_le_si(True)),),
+    ),
+    Theorem(
+        name="dsik_le_sik_inductive",
+        family=FAMILY,
+        hypotheses="any N, any k >= 1 (symbolic, the same for both), every pattern, "
+        "0 < c <= t; " + _MODEL,
+        claim="Inv(0) and Inv(p) => Inv(p+1) for the state-dominance invariant, and "
+        "Inv(p) => D_p <= SI_k's commit time of p; hence DSI_k <= SI_k (with "
+        "dsi_eq_nonsi_if_c_gt_t and si_ge_nonsi_if_c_ge_t also for c > t)",
+        expected="proved",
+        rlimit=100_000_000,
+        build=_ind_dsik_le_sik,
+        mutants=(
+            Mutant("DSI block waits for one draft too many", lambda: _ind_dsik_le_sik(True)),
+            Mutant(
+                "old rule: DSI's final block waits for the last position's draft",
+                lambda: _ind_dsik_le_sik(last_draft=True),
+            ),
+        ),
     ),
     Theorem(
         name="si_ge_nonsi_if_c_ge_t_inductive",
