@@ -204,6 +204,73 @@ def _witness(c: Fraction, k: int, n: int, s_star: int) -> str:
     raise AssertionError(f"no pattern of length <= {n} is slower with {s_star - 1} servers")
 
 
+def _all_n(variant: str = "") -> Problem:
+    """The SP degree for every N (`k c <= t`), as facts about one segment with symbolic indices.
+
+    Symbols: `k >= 1`, `v = floor((t - c)/(k c)) >= 0`, the segment length `L >= 2`, its
+    acceptance run `m < L`, a row `i` and two block indices `i2 < j`; `t = 1`, `c` symbolic.
+    `q_x = ceil(x/k)` is an integer pinned by `(q - 1) k < x <= q k`. From `_segment`:
+    row `x >= 1` is covered by the block starting at `bb(x) = min(q_x k, L - 1) c`, block `y`
+    starts at `min(y k, L - 1) c` and exists while that is no later than the segment's end
+    `D_m`, and holds its server at most `t`. Claims (each for all values of the symbols):
+      `dec`: `D_x = bb(x) + t` solves the recurrence `D_x = min(bb(x) + t, D_{x-1} + t)`,
+        `D_0 = t` (so, by induction on `x`, it is the decision time of row `x`);
+      `arrive`: draft `i - 1` arrives (at `i c`) by `D_{i-1}`: the segment reaches offset `m`;
+      `nochain`: `bb(i) <= D_{i-1}`: no chain task exists (only the zero-draft task and blocks);
+      `window`: a block `i2 < j` still running when block `j` starts has `i2 >= j - v - 1`;
+      `zero`: the zero-draft task still running when block `j` starts implies `j <= v + 1`.
+    Counting (by hand): at block `j`'s start at most `min(j, v + 2)` blocks run, plus the
+    zero-draft task only if `j <= v + 1`: at most `v + 2` servers; and at most `1 + J` with
+    `J = ceil((L - 1)/k)` blocks. `variant` selects a mutant: `window` / `zero` claim one block
+    less; `slow` replaces `k c <= t` by `t/k < c <= t` (the chain then runs beside the blocks).
+    """
+    t, c = z3.RealVal(1), z3.Real("c")
+    k, v, n_len, m, i, i2, j = z3.Ints("k v L m i i2 j")
+    q_i, q_prev, q_m = z3.Ints("q_i q_im1 q_m")
+
+    def covered(x: z3.ArithRef, q: z3.ArithRef) -> z3.ArithRef:  # bb(x), 0 at x = 0
+        return z3.If(x == 0, 0, z3.If(q * k <= n_len - 1, q * k, n_len - 1) * c)
+
+    def is_ceil(q: z3.ArithRef, x: z3.ArithRef) -> z3.BoolRef:
+        return z3.And((q - 1) * k < x, x <= q * k)
+
+    def begin(y: z3.ArithRef) -> z3.ArithRef:
+        return z3.If(y * k <= n_len - 1, y * k, n_len - 1) * c
+
+    hyps = [c > 0, k >= 1, n_len >= 2, m >= 0, m <= n_len - 1]
+    if variant == "slow":
+        hyps += [k * c > t, c <= t]
+    else:
+        hyps += [k * c <= t, v >= 0, v * k * c <= t - c, t - c < (v + 1) * k * c]
+    hyps += [i >= 1, i <= n_len - 1, is_ceil(q_i, i), is_ceil(q_prev, i - 1), is_ceil(q_m, m)]
+    hyps += [j >= 1, (j - 1) * k + 1 <= n_len - 1]  # block j exists in `_segment`'s loop
+    d_prev = covered(i - 1, q_prev) + t
+    block_i = covered(i, q_i) + t
+    exists_j = begin(j) <= covered(m, q_m) + t  # block j starts by the segment's end D_m
+    w = 1 if variant == "window" else 0
+    z = 1 if variant == "zero" else 0
+    claims = [
+        z3.If(block_i <= d_prev + t, block_i, d_prev + t) == block_i,
+        i * c <= d_prev,
+        covered(i, q_i) <= d_prev,
+        z3.Implies(
+            z3.And(exists_j, i2 >= 1, i2 < j, begin(i2) + t >= begin(j)), i2 >= j - v - 1 + w
+        ),
+        z3.Implies(z3.And(exists_j, begin(j) <= t), j <= v + 1 - z),
+    ]
+    return Problem(hyps, claims)
+
+
+def _late_drafter(c_gt_t: bool = True) -> Problem:
+    """c > t, every N: draft 0 arrives after row 0 is decided, so each segment decides one
+    position with the zero-draft task alone; no block starts by its end (one server)."""
+    t, c = z3.RealVal(1), z3.Real("c")
+    k, n_len, y = z3.Ints("k L y")
+    hyps = [c > t if c_gt_t else z3.And(c > 0, c <= t), k >= 1, n_len >= 2, y >= 1]
+    begin = z3.If(y * k <= n_len - 1, y * k, n_len - 1) * c
+    return Problem(hyps, [1 * c > t, begin > t])  # draft 0 late; block y after the end D_0 = t
+
+
 _HYP = (
     "one segment of length L <= {n} (every pattern of length <= {n}, by the segment "
     "reduction), acceptance run m < L, c symbolic with floor((t-c)/(kc)) = v, v in {vs}, "
@@ -246,6 +313,34 @@ THEOREMS: list[Theorem] = [
         )
         for k in (2, 3)
     ],
+    Theorem(
+        name="sp_degree_all_n",
+        family=FAMILY,
+        hypotheses="every N (segment length L >= 2 symbolic), every k >= 1, every v = "
+        "floor((t-c)/(kc)) >= 0 (k c <= t), acceptance run m < L, t = 1; coordinator's "
+        "policy, instant preemption; the segment reduction and the final count by hand",
+        claim="decision times D_x = bb(x) + t, every draft in time, no chain task, a block "
+        "running at block j's start has index >= j - v - 1, the zero-draft task only if "
+        "j <= v + 1: hence busy <= min(v + 2, 1 + ceil((L-1)/k)) = S_wait",
+        expected="proved",
+        rlimit=50_000_000,
+        build=_all_n,
+        mutants=(
+            Mutant("window one block shorter (v + 1 servers)", lambda: _all_n("window")),
+            Mutant("zero-draft task ends one block earlier", lambda: _all_n("zero")),
+            Mutant("control: t/k < c <= t (chain beside the blocks)", lambda: _all_n("slow")),
+        ),
+    ),
+    Theorem(
+        name="sp_degree_late_drafter_all_n",
+        family=FAMILY,
+        hypotheses="every N, every k >= 1, c > t, t = 1; coordinator's policy",
+        claim="each segment decides one position and starts no block: one server (S = 1)",
+        expected="proved",
+        rlimit=10_000_000,
+        build=_late_drafter,
+        mutants=(Mutant("control: 0 < c <= t", lambda: _late_drafter(False)),),
+    ),
     Theorem(
         name="sp_degree_one_fewer_k2",
         family=FAMILY,

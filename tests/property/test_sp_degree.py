@@ -74,3 +74,48 @@ def test_latency_degree_by_brute_force():
         assert any(
             simulate("dsi", a, t, c, k, s_lat - 1).end > dsi_latency(a, t, c, k) for a in pats
         )
+
+
+def test_all_n_theorem_facts_hold_on_the_evaluator():
+    """The facts `proofs/sp_degree.py::_all_n` proves with symbolic indices, read off the exact
+    evaluator's task list (first segment of `1^m 0^(L-m)`, every `L <= 12`, `m < L`, `k <= 4`,
+    every `c = t/q`, `q <= 16`, with `k c <= t`): only the zero-draft task and blocks, block `j`
+    starts at `min(j k, L - 1) c` while that is no later than `D_m = bb(m) + t`, and at each
+    block's start the running blocks have index `>= j - v - 1`, the zero-draft task runs only
+    if `j <= v + 1`, and no more than `v + 2` tasks run."""
+    import math
+
+    from proofs.sp_degree_model import BLOCK_START, STOP, dsi_server_tasks
+
+    t, checked = Fraction(1), 0
+    for k in range(1, 5):
+        for q in range(k, 17):
+            c = t / q
+            v = math.floor((t - c) / (k * c))
+            for length in range(2, 13):
+                for m in range(length):
+                    a = [1] * m + [0] * (length - m)
+                    tasks = [x for x in dsi_server_tasks(a, t, c, k) if x.segment == 0]
+                    assert {x.kind for x in tasks} <= {"zero", "block"}
+                    zero = [x for x in tasks if x.kind == "zero"]
+                    blocks = [x for x in tasks if x.kind == "block"]
+                    assert len(zero) == 1 and (zero[0].begin, zero[0].stop) == (0, t)
+                    end = min(-(-m // k) * k, length - 1) * c + t if m else t
+                    want = []
+                    for j in range(1, length):
+                        if (j - 1) * k + 1 > length - 1 or min(j * k, length - 1) * c > end:
+                            break
+                        want.append(min(j * k, length - 1) * c)
+                    assert [x.begin for x in blocks] == want
+                    for j, bj in enumerate(blocks, start=1):
+                        assert bj.stop <= bj.begin + t
+                        running = [
+                            i for i, bi in enumerate(blocks[:j], start=1) if bi.stop >= bj.begin
+                        ]
+                        assert min(running) >= j - v - 1, (k, c, length, m, j)
+                        zero_runs = zero[0].stop >= bj.begin
+                        assert not zero_runs or j <= v + 1
+                        assert len(running) + zero_runs <= v + 2
+                        assert BLOCK_START < STOP  # the tie order the counts above assume
+                    checked += 1
+    assert checked > 1000
