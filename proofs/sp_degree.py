@@ -223,6 +223,9 @@ def _all_n(variant: str = "") -> Problem:
     zero-draft task only if `j <= v + 1`: at most `v + 2` servers; and at most `1 + J` with
     `J = ceil((L - 1)/k)` blocks. `variant` selects a mutant: `window` / `zero` claim one block
     less; `slow` replaces `k c <= t` by `t/k < c <= t` (the chain then runs beside the blocks).
+    `variant="lat"`: `v = ceil(x)` and the last two claims for tasks still running *after*
+    block `j` starts (`i2 >= j - v`, zero-draft task only if `j <= v`): at most `v + 1 = S_lat`
+    tasks overlap for a positive time (`lat_window` / `lat_zero`: its mutants).
     """
     t, c = z3.RealVal(1), z3.Real("c")
     k, v, n_len, m, i, i2, j = z3.Ints("k v L m i i2 j")
@@ -238,8 +241,11 @@ def _all_n(variant: str = "") -> Problem:
         return z3.If(y * k <= n_len - 1, y * k, n_len - 1) * c
 
     hyps = [c > 0, k >= 1, n_len >= 2, m >= 0, m <= n_len - 1]
+    strict = variant.startswith("lat")
     if variant == "slow":
         hyps += [k * c > t, c <= t]
+    elif strict:  # v = ceil(x) here: the tasks that overlap for a positive time
+        hyps += [k * c <= t, v >= 0, (v - 1) * k * c < t - c, t - c <= v * k * c]
     else:
         hyps += [k * c <= t, v >= 0, v * k * c <= t - c, t - c < (v + 1) * k * c]
     hyps += [i >= 1, i <= n_len - 1, is_ceil(q_i, i), is_ceil(q_prev, i - 1), is_ceil(q_m, m)]
@@ -247,17 +253,27 @@ def _all_n(variant: str = "") -> Problem:
     d_prev = covered(i - 1, q_prev) + t
     block_i = covered(i, q_i) + t
     exists_j = begin(j) <= covered(m, q_m) + t  # block j starts by the segment's end D_m
-    w = 1 if variant == "window" else 0
-    z = 1 if variant == "zero" else 0
+    w = 1 if variant in ("window", "lat_window") else 0
+    z = 1 if variant in ("zero", "lat_zero") else 0
     claims = [
         z3.If(block_i <= d_prev + t, block_i, d_prev + t) == block_i,
         i * c <= d_prev,
         covered(i, q_i) <= d_prev,
-        z3.Implies(
-            z3.And(exists_j, i2 >= 1, i2 < j, begin(i2) + t >= begin(j)), i2 >= j - v - 1 + w
-        ),
-        z3.Implies(z3.And(exists_j, begin(j) <= t), j <= v + 1 - z),
     ]
+    if strict:  # still running *after* block j's start (it does not end at that instant)
+        claims += [
+            z3.Implies(
+                z3.And(exists_j, i2 >= 1, i2 < j, begin(i2) + t > begin(j)), i2 >= j - v + w
+            ),
+            z3.Implies(z3.And(exists_j, begin(j) < t), j <= v - z),
+        ]
+    else:
+        claims += [
+            z3.Implies(
+                z3.And(exists_j, i2 >= 1, i2 < j, begin(i2) + t >= begin(j)), i2 >= j - v - 1 + w
+            ),
+            z3.Implies(z3.And(exists_j, begin(j) <= t), j <= v + 1 - z),
+        ]
     return Problem(hyps, claims)
 
 
@@ -329,6 +345,23 @@ THEOREMS: list[Theorem] = [
             Mutant("window one block shorter (v + 1 servers)", lambda: _all_n("window")),
             Mutant("zero-draft task ends one block earlier", lambda: _all_n("zero")),
             Mutant("control: t/k < c <= t (chain beside the blocks)", lambda: _all_n("slow")),
+        ),
+    ),
+    Theorem(
+        name="sp_degree_lat_all_n",
+        family=FAMILY,
+        hypotheses="every N, every k >= 1, every v = ceil((t-c)/(kc)) >= 0 (k c <= t), "
+        "acceptance run m < L, t = 1; coordinator's policy, instant preemption; the count, the "
+        "segment reduction and 'a zero-length wait costs no latency' by hand (tested)",
+        claim="as sp_degree_all_n, for tasks still running after block j starts: index >= "
+        "j - v, the zero-draft task only if j <= v; hence at most 1 + ceil((t-c)/(kc)) = S_lat "
+        "tasks overlap for a positive time",
+        expected="proved",
+        rlimit=50_000_000,
+        build=lambda: _all_n("lat"),
+        mutants=(
+            Mutant("window one block shorter (v servers)", lambda: _all_n("lat_window")),
+            Mutant("zero-draft task ends one block earlier", lambda: _all_n("lat_zero")),
         ),
     ),
     Theorem(

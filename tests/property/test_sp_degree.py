@@ -82,7 +82,9 @@ def test_all_n_theorem_facts_hold_on_the_evaluator():
     every `c = t/q`, `q <= 16`, with `k c <= t`): only the zero-draft task and blocks, block `j`
     starts at `min(j k, L - 1) c` while that is no later than `D_m = bb(m) + t`, and at each
     block's start the running blocks have index `>= j - v - 1`, the zero-draft task runs only
-    if `j <= v + 1`, and no more than `v + 2` tasks run."""
+    if `j <= v + 1`, and no more than `v + 2` tasks run; of those still running after that
+    instant, the index is `>= j - u` (`u = ceil(x)`), the zero-draft task only if `j <= u`, and
+    no more than `u + 1` (`sp_degree_lat_all_n`)."""
     import math
 
     from proofs.sp_degree_model import BLOCK_START, STOP, dsi_server_tasks
@@ -92,6 +94,7 @@ def test_all_n_theorem_facts_hold_on_the_evaluator():
         for q in range(k, 17):
             c = t / q
             v = math.floor((t - c) / (k * c))
+            u = math.ceil((t - c) / (k * c))
             for length in range(2, 13):
                 for m in range(length):
                     a = [1] * m + [0] * (length - m)
@@ -116,6 +119,13 @@ def test_all_n_theorem_facts_hold_on_the_evaluator():
                         zero_runs = zero[0].stop >= bj.begin
                         assert not zero_runs or j <= v + 1
                         assert len(running) + zero_runs <= v + 2
+                        # still running after the start (S_lat, `sp_degree_lat_all_n`)
+                        later = [
+                            i for i, bi in enumerate(blocks[:j], start=1) if bi.stop > bj.begin
+                        ]
+                        zero_later = zero[0].stop > bj.begin
+                        assert all(i >= j - u for i in later) and (not zero_later or j <= u)
+                        assert len(later) + zero_later <= u + 1
                         assert BLOCK_START < STOP  # the tie order the counts above assume
                     checked += 1
     assert checked > 1000
