@@ -17,8 +17,10 @@ coordinator on the simulated backend exactly by ``tests/property/test_rejection_
    task started at ``D_{p-1}``), under ``c + min(d, c) <= t`` (``c <= t`` when ``d = 0``).
    Induction on ``p`` (meta level) gives ``DSI <= N t`` for every ``N``. The step hypotheses
    are policy facts, not z3-checked: argued in proofs/README.md ("Rejection mode") for ``d = 0``
-   and every ``S``, and **tested** for every ``d`` in {0, t/10, t/2, fails} and ``S`` in
-   {1, 2, 64} on every commit (``test_rejection_latency.py::test_step_and_dsi_le_nonsi``).
+   and every ``S``, and for every ``d`` when ``c + min(d, c) <= t`` (then no step is decided by
+   a draft arrival, ``rejection_draft_never_binds_any_delay``, and greedy mode's argument
+   applies); **tested** for every ``d`` in {0, t/10, t/2, fails} and ``S`` in {1, 2, 64} on
+   every commit (``test_rejection_latency.py::test_step_and_dsi_le_nonsi``).
 2. **The bound for every ``c``** (``rejection_dsi_bound_step``): the same step gives
    ``D_p <= (p + 1) max(t, c + min(d, c))``; tight for ``d = 0`` (all accepted, ``c > t``:
    ``DSI = N c``, tested) -- ``rejection_dsi_slower_than_nonsi_c_gt_t_N4`` is z3's witness.
@@ -179,6 +181,33 @@ def _wait_never_binds(c_le_t: bool = True) -> Problem:
     hyps.append(c <= t if c_le_t else c > t)
     row = _min(T + z3.ToReal(m) * c + t, Dprev + t)
     return Problem(hyps, T + z3.ToReal(i + 1) * c <= row)
+
+
+def _draft_never_binds_any_delay(slow: bool = False) -> Problem:
+    """Every cancellation delay ``d``, every ``S``: at offset ``i`` of a segment (start ``T``)
+    the draft of ``p = n0 + i`` arrives no later than its row when ``c + min(d, c) <= t``.
+
+    Premises (runtime facts, argued in proofs/README.md and asserted on every commit by
+    ``test_rejection_latency.py::check_steps``): the drafter restarts at ``T + delta``,
+    ``0 <= delta <= min(d, c)``, and then drafts without pause inside the segment, one request
+    at a time: ``A_0 <= T + delta + c``, ``A_i = A_{i-1} + c``; the row of offset 0 comes from
+    the zero-draft task started at ``T`` or later; a row at offset ``i >= 1`` comes from a task
+    started no earlier than ``A_{i-1}`` (a block's input holds draft ``i - 1``; the chain task
+    starts at ``D_{i-1} >= A_{i-1}``), and a forward takes ``t``. Claim ``A_i <= R_i``: every
+    decision is made when a target task delivers (``D_p = max(R_p, D_{p-1})``), which frees that
+    task's server at that instant -- the situation of greedy mode, whose step facts
+    (proofs/preemption.py) then apply for every ``d``. ``slow``: the control ``c + delta > t``.
+    """
+    t, c, d, delta, T, A_prev, A, s, R = z3.Reals("t c d delta T A_prev A_i s R_i")
+    i = z3.Int("i")
+    hyps = [t > 0, c > 0, d >= 0, T >= 0, i >= 0, delta >= 0, delta <= _min(d, c)]
+    hyps.append(c + delta > t if slow else c + _min(d, c) <= t)
+    hyps += [
+        z3.Implies(i == 0, z3.And(A <= T + delta + c, s >= T)),
+        z3.Implies(i >= 1, z3.And(A_prev >= T + delta, A == A_prev + c, s >= A_prev)),
+        R >= s + t,
+    ]
+    return Problem(hyps, A <= R)
 
 
 def _si_rejection_ge_greedy(reverse: bool = False) -> Problem:
@@ -434,6 +463,19 @@ THEOREMS = [
         rlimit=2_000_000,
         build=_wait_never_binds,
         mutants=(Mutant("c > t", lambda: _wait_never_binds(c_le_t=False)),),
+    ),
+    Theorem(
+        name="rejection_draft_never_binds_any_delay",
+        family=FAMILY,
+        hypotheses="rejection mode, every cancellation delay d >= 0, every S, every N, k, "
+        "offset i; c + min(d, c) <= t; the drafter's restart and pace and the start of the "
+        "task of each row as runtime facts (argued, asserted on every commit in the tests)",
+        claim="A_i <= R_i: every decision is made when a target task delivers, so the greedy "
+        "step facts (a server freed at D_{p-1}, the chain first) hold for every d",
+        expected="proved",
+        rlimit=2_000_000,
+        build=_draft_never_binds_any_delay,
+        mutants=(Mutant("c + delta > t", lambda: _draft_never_binds_any_delay(slow=True)),),
     ),
     Theorem(
         name="rejection_si_ge_greedy_si_segment",

@@ -70,6 +70,10 @@ def check_steps(coord, c, d):
     T = D_{n0-1} (0 for the first), and every position is committed once, in order."""
     arrived: dict[tuple[int, int], F] = {}
     seg_start, seg_pos, prev, first, commits = F(0), 0, F(0), True, 0
+    # c + min(d, c) <= t: the draft never binds (`rejection_draft_never_binds_any_delay`), so
+    # every decision happens at an instant when a target task delivered (and freed its server)
+    row_driven = c + _restart_delay(c, d) <= T
+    delivered = {e.time for e in coord.trace if e.what == "task_done"}
     for e in coord.trace:
         if e.what == "segment":
             seg_start, seg_pos = e.time, e.pos
@@ -83,6 +87,7 @@ def check_steps(coord, c, d):
             a_p = arrived[(e.epoch, e.pos)]  # rejection mode: every position has its draft
             assert e.time <= max(a_p, prev + T), (e.pos, e.time, a_p, prev)
             assert a_p <= seg_start + delta + (e.pos - seg_pos + 1) * c, (e.pos, a_p, seg_start)
+            assert not row_driven or e.time in delivered, ("decided by a draft", e.pos, e.time)
             prev, commits = e.time, commits + 1
     assert commits == coord.config.max_new_tokens
 
