@@ -32,10 +32,12 @@ rounding of one division, while an equal one is computed exactly; so even a witn
 margin (a uniform on a threshold, a tie) is decided by numpy as in the reals. (The argument
 only rules out false alarms: the float64 output is compared with the exact spec either way.)
 
-Not covered: the coupled mode (`argmax(log p + G)` needs `log`, which z3 does not have; it is
-only tested, by the unit tests and by the tests that require DSI, SI and non-SI to emit the same
-tokens for a seed), vocabularies of 5 or more tokens, float rows off the grid, `to_probs` /
-`temper`, compacted (`Decided`) rows and the keyed noise itself. proofs/README.md, section "The
+The coupled mode (`argmax(log p + G)`) is checked with `sampling._log` replaced by a stand-in
+(`_log_stand_in`: `log 0 = -inf`, other logarithms free reals, since z3 has no `log`) and the
+Gumbel vector of position 0 as free reals: which row, which noise, the argmax, ties and zeros
+are the code's; `np.log` itself is not checked. Not covered: vocabularies of 5 or more
+tokens, float rows off the grid, `to_probs` / `temper`, compacted (`Decided`) rows and the keyed
+noise itself. proofs/README.md, section "The
 code's rule, checked symbolically", has the numbers.
 """
 
@@ -592,7 +594,125 @@ def _draft_case(mode: str, n: int) -> Case:
     return Case(f"draft_token({mode})", call, spec, _enc_token)
 
 
-SCENARIOS = ("greedy", "rejection", "draft_token", "residual", "inverse_cdf", "argmax", "check_row")
+class _NegInf:
+    """`np.log(0)` on a symbolic row: below every real, absorbing under addition."""
+
+    def __add__(self, other: Any) -> _NegInf:
+        return self
+
+    __radd__ = __add__
+
+    def __lt__(self, other: Any) -> bool:
+        return not isinstance(other, _NegInf)
+
+    def __le__(self, other: Any) -> bool:
+        return True
+
+    def __gt__(self, other: Any) -> bool:
+        return False
+
+    def __ge__(self, other: Any) -> bool:
+        return isinstance(other, _NegInf)
+
+    def __repr__(self) -> str:
+        return "-inf"
+
+
+NEG_INF = _NegInf()
+
+
+class _CoupledNoise(_Noise):
+    """`gumbel(0, n)` is the scenario's vector `g`. Any other key has no vector here: it
+    raises InvalidInputError, an outcome the spec never gives, so code that draws its draft or
+    its token with another position's noise fails the check (the target's token and the draft
+    must use the same vector, keyed by the position)."""
+
+    def __init__(self, values: dict[str, Any], numpy: bool, n: int) -> None:
+        super().__init__(values, numpy)
+        g = [values[f"g{i}"] for i in range(n)]
+        self.g = np.array([float(x) for x in g]) if numpy else np.array(g, dtype=object)
+
+    def gumbel(self, pos: int, size: int) -> Any:
+        if pos != 0 or size != len(self.g):
+            raise InvalidInputError(f"gumbel({pos}, {size}): not the vector of position 0")
+        return self.g.copy()
+
+
+@contextlib.contextmanager
+def _log_stand_in(values: dict[str, Any], rows: dict[int, str], numpy: bool) -> Iterator[None]:
+    """`sampling._log` replaced for one call: on the row object registered as `lp` (`lq`) it
+    returns the scenario's `lp_i` (`lq_i`), or `-inf` where the entry is 0 (a branch of the
+    path); z3 has no `log`, so the logarithms are free reals and only `log 0 = -inf` is used.
+    The check therefore covers what the code does *around* `np.log` (which row, which noise,
+    which argmax, ties, zeros), not `np.log` itself."""
+    saved = sampling._log
+
+    def stand_in(row: Any) -> Any:
+        name = rows.get(id(row))
+        if name is None:
+            raise AssertionError("_log() of a row that is neither p nor q")
+        out = []
+        for i, x in enumerate(row):
+            if x == 0:
+                out.append(-math.inf if numpy else NEG_INF)
+            else:
+                out.append(float(values[f"{name}{i}"]) if numpy else values[f"{name}{i}"])
+        return np.array(out, dtype=np.float64 if numpy else object)
+
+    sampling._log = stand_in
+    try:
+        yield
+    finally:
+        sampling._log = saved
+
+
+def spec_coupled(row: Sequence[z3.ArithRef], logs: Sequence[z3.ArithRef], g: Sequence) -> Any:
+    """The lowest index of a maximum of `log row_i + g_i` over the support (`row_i > 0`)."""
+    n = len(row)
+    v = [a + b for a, b in zip(logs, g, strict=True)]
+    out: z3.ArithRef = _r(n - 1)
+    for j in reversed(range(n)):
+        first_max = [z3.Or(row[i] == 0, v[j] > v[i]) for i in range(j)]
+        first_max += [z3.Or(row[i] == 0, v[j] >= v[i]) for i in range(j + 1, n)]
+        out = z3.If(z3.And(row[j] > 0, *first_max), _r(j), out)
+    return out
+
+
+def _coupled_case(n: int, draft: int | None, with_q: bool, drafting: bool = False) -> Case:
+    def call(values: dict[str, Any], numpy: bool) -> Any:
+        rule = DecisionRule("coupled", _CoupledNoise(values, numpy, n))
+        p, q = _row(values, "p", n, numpy), _row(values, "q", n, numpy)
+        with _log_stand_in(values, {id(p): "lp", id(q): "lq"}, numpy):
+            if drafting:
+                return rule.draft_token(0, q)
+            return rule.decide(0, p, draft, q if with_q else None)
+
+    def spec(v: dict[str, z3.ArithRef]) -> list:
+        g = [v[f"g{i}"] for i in range(n)]
+        name = "q" if drafting else "p"
+        row = [v[f"{name}{i}"] for i in range(n)]
+        tok = spec_coupled(row, [v[f"l{name}{i}"] for i in range(n)], g)
+        if drafting:
+            return [_r(ERR[None]), tok]
+        acc = _r(NONE) if draft is None else z3.If(tok == draft, _r(1), _r(0))
+        return [_r(ERR[None]), tok, acc]
+
+    if drafting:
+        return Case("draft_token(coupled)", call, spec, _enc_token)
+    label = f"decide(coupled, draft={draft}, q={'q' if with_q else 'None'})"
+    return Case(label, call, spec, _enc_token_acc, draft, with_q)
+
+
+SCENARIOS = (
+    "greedy",
+    "rejection",
+    "draft_token",
+    "residual",
+    "inverse_cdf",
+    "argmax",
+    "check_row",
+    "coupled",
+)
 
 
 @cache
@@ -610,6 +730,12 @@ def scenario(name: str, n: int, strict: bool = False) -> Scenario:
         cases += [_decide_case(name, n, x, False) for x in range(n)]
         # ties: on the boundary witnesses of argmax_v2_4 (greedy reads p through argmax only)
         return Scenario(name, n, v, _prob_hyps(v, n, "pq", strict), cases, False)
+    if name == "coupled":  # rows p, q; their logarithms lp, lq (free reals); Gumbel vector g
+        v = _vars(n, "pqg")
+        v.update({f"l{r}{i}": z3.Real(f"l{r}{i}@{n}") for r in "pq" for i in range(n)})
+        cases = [_coupled_case(n, None, False), _coupled_case(n, None, False, drafting=True)]
+        cases += [_coupled_case(n, x, True) for x in range(n)]
+        return Scenario(name, n, v, _prob_hyps(v, n, "pq", strict), cases, True)
     if name == "draft_token":
         v = _vars(n, "q", ("u_draft",))
         cases = [_draft_case("greedy", n), _draft_case("rejection", n)]
@@ -688,6 +814,21 @@ MUTANTS: dict[str, tuple[str, str, str]] = {
         "argmax",
         "int(np.argmax(row))",
         "len(row) - 1 - int(np.argmax(row[::-1]))",
+    ),
+    "coupled: target token by argmin": (
+        "DecisionRule._target_token",
+        "int(np.argmax(_log(p) + self.noise.gumbel(pos, len(p))))",
+        "int(np.argmin(_log(p) + self.noise.gumbel(pos, len(p))))",
+    ),
+    "coupled: target token from the drafter's noise only": (
+        "DecisionRule._target_token",
+        "int(np.argmax(_log(p) + self.noise.gumbel(pos, len(p))))",
+        "int(np.argmax(self.noise.gumbel(pos, len(p))))",
+    ),
+    "coupled: draft with another position's noise": (
+        "DecisionRule.draft_token",
+        "np.argmax(_log(q) + self.noise.gumbel(pos, len(q)))",
+        "np.argmax(_log(q) + self.noise.gumbel(pos + 1, len(q)))",
     ),
     "check_row rejects zero entries (list path)": ("check_row", "if x < 0:", "if x <= 0:"),
     "check_row rejects zero entries (numpy path)": (
@@ -1400,6 +1541,21 @@ THEOREMS: list[Theorem] = [
         [
             _m("argmax: highest index on ties (list path)", "argmax", VOCABS),
             _m("argmax: highest index on ties (numpy path)", "argmax", VOCABS),
+        ],
+    ),
+    _t(
+        "coupled_v2_4",
+        "vocabulary 2..4; real rows p, q >= 0 (zeros and ties admitted), sums 1; their "
+        "logarithms and the Gumbel vector g free reals (z3 has no log: sampling._log is "
+        "replaced by a stand-in that gives log 0 = -inf and a free real otherwise)",
+        "DecisionRule('coupled'): decide(pos, p, draft, q) returns (the lowest index of a "
+        "maximum of log p_i + g_i over p_i > 0, accepted iff the draft equals it), and "
+        "draft_token(pos, q) the same on q with the same g" + _NUMPY_BOUNDARY,
+        lambda: build("coupled", VOCABS),
+        [
+            _m("coupled: target token by argmin", "coupled", (3,)),
+            _m("coupled: target token from the drafter's noise only", "coupled", (3,)),
+            _m("coupled: draft with another position's noise", "coupled", (3,)),
         ],
     ),
     _t(

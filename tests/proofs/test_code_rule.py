@@ -274,6 +274,8 @@ def test_list_mutant_counterexamples_replay_on_fractions(mutant):
         "inverse_cdf": "inverse_cdf",
         "check_row": "check_row",
         "DecisionRule.decide": "rejection",
+        "DecisionRule._target_token": "coupled",
+        "DecisionRule.draft_token": "coupled",
     }[cr.MUTANTS[mutant][0]]
     n = 2 if name == "check_row" else 3
     sc = cr.scenario(name, n)
@@ -312,3 +314,11 @@ def test_reach_theorems_and_their_controls():
         if th.name.startswith("reach_"):
             result = check(th)
             assert result.ok and result.status == "counterexample", (th.name, result.mutants)
+
+
+def test_coupled_log_stand_in_is_removed_and_counts_paths():
+    """The coupled scenario replaces sampling._log only during each call; its path counts."""
+    before = sampling._log
+    counts = [sum(len(cp.paths) for cp in cr.enumerate_paths("coupled", n)) for n in VOCABS]
+    assert sampling._log is before
+    assert counts == [16, 65, 240]
