@@ -8,10 +8,12 @@ included), 0 otherwise.
 With `-j JOBS` (default: the number of CPUs) the theorems are checked by that many worker
 processes (spawned: each builds its own z3 context); the report keeps the registry's order and
 is printed as soon as every earlier theorem is done. The outcome of each theorem does not depend
-on `-j`: every solver call runs under the same deterministic `rlimit` on a fresh solver. The
-theorems of a family in `_SHARED` run in one worker, in order, because they share a cache (the
-simulator runs of `expect_servers`); heavy tasks are handed out first (`_COST`, a scheduling hint
-only). `-j 1` checks everything in this process.
+on `-j`: every solver call runs under the same deterministic `rlimit` on a fresh solver. A family
+in `_PREPARE` (the simulator runs of `expect_servers`) first computes its cache in parallel
+chunks; its theorems are then split into at most JOBS tasks that each install the whole cache, so
+they run side by side (without a warm-up, e.g. `--name slower`, they run in one worker, in order,
+filling the cache on demand). Heavy tasks are handed out first (`_COST`, measured CPU seconds: a
+scheduling hint only). `-j 1` checks everything in this process.
 """
 
 from __future__ import annotations
@@ -32,24 +34,52 @@ from typing import Any
 from proofs import all_theorems
 from proofs.theorem import Result, Theorem, check
 
-# Families whose theorems share an in-process cache: checked in one worker, in registry order.
+# Families whose theorems share an in-process cache: without a warm-up, checked in one worker, in
+# registry order.
 _SHARED = frozenset({"expect_servers"})
 # Families whose module warms that cache up in parallel: `prepare_chunks(names)` -> chunks,
-# `prepare(chunk)` -> data (in any worker), `install(data)` (in the family's worker).
+# `prepare(chunk)` -> data (in any worker), `install(data)` (in each worker checking the family).
 _PREPARE = {"expect_servers": "proofs.expectation_servers"}
-# Rough seconds per task on one idle core (scheduling hint only: longest first); default 1.
+# CPU seconds per theorem in a `-j 2` worker (time.process_time; the expect_servers theorems after
+# the warm-up is installed), measured 2026-11-28 on the 2-core machine; a scheduling hint only
+# (longest first). Unlisted: 1.0 (a new theorem may be heavy; the ~45 unlisted ones took 0.01 to
+# 0.35 s each, 4 s together), so light work fills the end. Refresh when a theorem gets heavier.
 _COST = {
-    "expect_servers": 10.0,  # after its warm-up chunks (which go first)
-    "latency/dsi1_le_si_any_lookahead_N12": 4.0,
-    "code_rule/decide_rejection_v4": 3.0,
-    "expectation/expect_dsi_k_le_best_si_N12": 3.0,
-    "rejection/rejection_dsi12_le_si_any_k_N6": 3.0,
-    "code_rule/decide_rejection_v3": 2.0,
-    "lossless/rejection_law_n5": 2.0,
-    "latency/dsi_le_nonsi_N32": 2.0,
-    "latency/dsi4_le_si4_N16": 2.0,
-    "latency/dsi3_le_si3_N16": 2.0,
+    "latency/dsi1_le_si_any_lookahead_N12": 4.9,
+    "expect_servers/dsi_kS_le_best_si_if_deg_N9": 4.3,
+    "code_rule/coupled_v2_4": 4.0,
+    "rejection/rejection_dsi12_le_si_any_k_N6": 3.3,
+    "latency/dsi_le_nonsi_N32": 2.8,
+    "code_rule/decide_rejection_v4": 2.8,
+    "expectation/expect_dsi_k_le_best_si_N12": 2.4,
+    "code_rule/decide_rejection_v3": 2.3,
+    "lossless/rejection_law_n5": 2.2,
+    "rejection/rejection_dsi_k_le_si_k_N6": 1.4,
+    "latency/dsi4_le_si4_N16": 1.4,
+    "latency/dsik_le_sik_inductive": 1.3,
+    "code_rule/residual_nonempty_v2_4": 1.3,
+    "expect_servers/dsi_kS_le_si_k_N9": 1.2,
+    "expectation/expect_dsi_k_le_si_k_N12": 1.2,
+    "code_rule/residual_v2_4": 1.1,
+    "latency/dsi3_le_si3_N16": 1.1,
+    "sp_degree/sp_degree_exact_k1_N7": 0.9,
+    "latency/dsi2_le_si2_N16": 0.9,
+    "latency/dsi5_le_si5_N14": 0.9,
+    "sp_degree/sp_degree_exact_k2_N8": 0.8,
+    "expect_servers/best_dsi_S3_7_le_best_si_N9": 0.8,
+    "expect_servers/best_dsi_S2_slower_best_si_N9": 0.3,
+    "expect_servers/dsi1_S7_slower_best_si_N9": 0.2,
+    "code_rule/check_row_v1_4": 0.8,
+    "code_rule/draft_token_v2_4": 0.6,
+    "sp_degree/sp_degree_slow_blocks_le3_k2_N8": 0.6,
+    "sp_degree/sp_degree_exact_k3_N8": 0.6,
+    "sp_degree/sp_degree_slow_blocks_le3_k3_N8": 0.6,
+    "code_rule/decide_greedy_v4": 0.5,
+    "lossless/chain_k2_vocab2": 0.5,
+    "latency/segment_cost_le_authors_k1": 0.4,
+    "latency/dsi_eq_nonsi_if_c_gt_t_N32": 0.4,
 }
+_DEFAULT_COST = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,10 @@ def _prepare(module: str, chunk: Any) -> Any:
     return importlib.import_module(module).prepare(chunk)
 
 
+def _cost(theorem: Theorem) -> float:
+    return _COST.get(f"{theorem.family}/{theorem.name}", _DEFAULT_COST)
+
+
 def _tasks(theorems: list[Theorem], indices: list[int]) -> list[list[int]]:
     """Groups the selected theorems into tasks (a `_SHARED` family is one task), heaviest first."""
     tasks: list[list[int]] = []
@@ -113,12 +147,22 @@ def _tasks(theorems: list[Theorem], indices: list[int]) -> list[list[int]]:
             tasks.append([i])
 
     def cost(task: list[int]) -> float:
-        th = theorems[task[0]]
-        if th.family in _SHARED:
-            return _COST.get(th.family, float(len(task)))
-        return _COST.get(f"{th.family}/{th.name}", 1.0)
+        return sum(_cost(theorems[i]) for i in task)
 
     return sorted(tasks, key=lambda task: (-cost(task), task[0]))  # stable: registry order
+
+
+def _split(theorems: list[Theorem], task: list[int], parts: int) -> list[list[int]]:
+    """Splits a task into at most `parts` non-empty tasks of about equal `_COST` (each theorem,
+    heaviest first, to the least loaded part; each part in registry order), heaviest first."""
+    loads = [0.0] * min(parts, len(task))
+    groups: list[list[int]] = [[] for _ in loads]
+    for i in sorted(task, key=lambda i: (-_cost(theorems[i]), i)):
+        g = loads.index(min(loads))
+        loads[g] += _cost(theorems[i])
+        groups[g].append(i)
+    order = sorted(range(len(groups)), key=lambda g: (-loads[g], min(groups[g])))
+    return [sorted(groups[g]) for g in order]
 
 
 def _results(theorems: list[Theorem], indices: list[int], jobs: int) -> Iterator[_Done]:
@@ -126,14 +170,16 @@ def _results(theorems: list[Theorem], indices: list[int], jobs: int) -> Iterator
     done.
 
     With workers: a family in `_PREPARE` first runs its module's `prepare_chunks()` as separate
-    tasks (first in line); its own task is queued at the front once they are all done, with
-    their data to `install`. At most `jobs` tasks are in flight, so the queue order holds."""
+    tasks (first in line); once they are all done its theorems are queued at the front, split
+    into at most `jobs` tasks (`_split`), each with all their data to `install`. At most `jobs`
+    tasks are in flight, so the queue order holds."""
     if jobs <= 1 or len(indices) <= 1:
         for i in indices:
             yield _done(i, check(theorems[i]))
         return
     queue: list[tuple[Callable[..., Any], tuple[Any, ...], str]] = []
-    waiting: dict[str, tuple[list[int], list[Any], int]] = {}  # family -> (task, data, left)
+    # family -> (its tasks after the warm-up, the chunks' data so far, chunks left)
+    waiting: dict[str, tuple[list[list[int]], list[Any], int]] = {}
     for task in _tasks(theorems, indices):
         fam = theorems[task[0]].family
         module = _PREPARE.get(fam)
@@ -144,7 +190,7 @@ def _results(theorems: list[Theorem], indices: list[int], jobs: int) -> Iterator
         if not chunks:
             queue.append((_check_indices, (task,), ""))
             continue
-        waiting[fam] = (task, [], len(chunks))
+        waiting[fam] = (_split(theorems, task, jobs), [], len(chunks))
         queue[:0] = [(_prepare, (module, chunk), fam) for chunk in chunks]
     ctx = multiprocessing.get_context("spawn")
     ready: dict[int, _Done] = {}
@@ -161,12 +207,12 @@ def _results(theorems: list[Theorem], indices: list[int], jobs: int) -> Iterator
             for fut in finished:
                 fam = running.pop(fut)
                 if fam:  # a warm-up chunk
-                    task, data, left = waiting[fam]
+                    groups, data, left = waiting[fam]
                     data.append(fut.result())
-                    waiting[fam] = (task, data, left - 1)
+                    waiting[fam] = (groups, data, left - 1)
                     if left == 1:
                         installs = [(_PREPARE[fam], d) for d in data]
-                        queue.insert(0, (_check_indices, (task, installs), ""))
+                        queue[:0] = [(_check_indices, (g, installs), "") for g in groups]
                     continue
                 for done in fut.result():
                     ready[done.index] = done
@@ -208,6 +254,16 @@ def _report(res: Result) -> str:
     return "\n".join(lines)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Checks the selected theorems, prints the report, returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m proofs", description=__doc__)
@@ -217,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=_positive,
         default=os.cpu_count() or 1,
         help="worker processes (default: the number of CPUs; 1: no workers)",
     )

@@ -5,6 +5,7 @@
 - the simulator warm-up of `proofs.expectation_servers` (`prepare` in a worker, `install` in the
   family's worker) against on-demand runs;
 - `python -m proofs -j 2` against `-j 1`: same theorems, order, outcomes and exit status;
+  the warm-up family's theorems split across the workers after the warm-up, each with all of it;
 - `Problem.lemmas` (the cut rule): a lemma that does not follow never decides an outcome.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from concurrent.futures import Future
 from fractions import Fraction as F
 
 import pytest
@@ -105,7 +107,11 @@ def test_parallel_runner_matches_sequential(capsys: pytest.CaptureFixture[str]) 
     assert [[th[k] for k in keys] for th in seq["theorems"]] == [
         [th[k] for k in keys] for th in par["theorems"]
     ]
-    assert par["total"] == seq["total"] == 6
+    assert (
+        par["total"]
+        == seq["total"]
+        == sum(th.family == "sp_degree" for th in runner.all_theorems())
+    )
 
 
 def test_runner_exit_status_follows_the_results(
@@ -176,3 +182,68 @@ def test_prepare_only_for_the_grid_theorems() -> None:
     assert len(es.prepare_chunks(names)) == len(es._CS) * len(es._KS)
     assert es.prepare_chunks(names[:1]) == es.prepare_chunks()
     assert es.prepare_chunks([n for n in names if "slower" in n]) == []
+
+
+class _InlinePool:
+    """Stands in for the runner's process pool: runs each task at once, records the order."""
+
+    def __init__(self, log: list, **_kwargs: object) -> None:
+        self.log = log
+
+    def __enter__(self) -> _InlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN201
+        self.log.append((fn.__name__, args))
+        fut: Future = Future()
+        fut.set_result(fn(*args))
+        return fut
+
+
+@pytest.mark.parametrize("jobs", [2, 3, 8])
+def test_warm_up_family_is_split_across_workers(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    """With workers, every warm-up chunk goes first; once they are done the family's theorems
+    go out next (after the tasks that filled the other free workers meanwhile) as min(jobs, 5)
+    disjoint tasks in registry order, each installing every chunk's data; the results still
+    come back in registry order."""
+    theorems = runner.all_theorems()
+    fam = [i for i, th in enumerate(theorems) if th.family == "expect_servers"]
+    other = [i for i, th in enumerate(theorems) if th.family == "sp_degree"]
+    indices = sorted(fam + other)
+    log: list = []
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", lambda **kw: _InlinePool(log, **kw))
+    monkeypatch.setattr(es, "prepare", lambda chunk: ("data", chunk))
+
+    def fake_check(indices: list[int], installs=()) -> list:  # noqa: ANN001
+        return [
+            runner._Done(i, theorems[i].name, "", "", "", "proved", True, 0.0, "", "")
+            for i in indices
+        ]
+
+    monkeypatch.setattr(runner, "_check_indices", fake_check)
+    assert [d.index for d in runner._results(theorems, indices, jobs)] == indices
+    chunks = es.prepare_chunks()
+    assert [args for name, args in log[: len(chunks)]] == [
+        ("proofs.expectation_servers", c) for c in chunks
+    ]
+    assert all(name == "fake_check" for name, _ in log[len(chunks) :])
+    tasks = [args[0] for _, args in log[len(chunks) :]]
+    at = [n for n, task in enumerate(tasks) if set(task) & set(fam)]
+    # the inline pool finishes each batch of `jobs` tasks together: the last chunk's batch
+    # is filled up with other tasks, the family's go first after it
+    assert at == list(range(at[0], at[0] + min(jobs, len(fam))))
+    assert at[0] == -len(chunks) % jobs
+    assert sorted(i for n in at for i in tasks[n]) == fam
+    assert all(tasks[n] == sorted(tasks[n]) for n in at)
+    installed = sorted([("proofs.expectation_servers", ("data", c)) for c in chunks], key=repr)
+    assert all(sorted(log[len(chunks) + n][1][1], key=repr) == installed for n in at)
+    assert sorted(i for n, task in enumerate(tasks) if n not in at for i in task) == other
+
+
+def test_cost_hints_name_existing_theorems() -> None:
+    """A renamed or removed theorem leaves no stale scheduling hint behind."""
+    names = {f"{th.family}/{th.name}" for th in runner.all_theorems()}
+    assert set(runner._COST) <= names, sorted(set(runner._COST) - names)
