@@ -326,6 +326,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--only", default=None, help="one family (lossless, latency, ...)")
     pr.add_argument("--name", default=None, help="theorems whose name contains this")
+    pr.add_argument(
+        "-j",
+        "--jobs",
+        type=_int_in(1),
+        default=os.cpu_count() or 1,
+        help="worker processes (1: no workers; the outcomes do not depend on it)",
+    )
     _add_json(pr)
     cf = sub.add_parser(
         "conform",
@@ -555,6 +562,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
         argv += ["--only", args.only]
     if args.name:
         argv += ["--name", args.name]
+    argv += ["-j", str(args.jobs)]
     if args.json:
         argv.append("--json")
     return runner.main(argv)

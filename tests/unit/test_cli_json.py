@@ -140,6 +140,25 @@ def test_prove_json(capsys):
     assert all("accept_mass" in th["name"] for th in obj["theorems"])
 
 
+def test_prove_passes_jobs_to_the_runner(capsys, monkeypatch):
+    """``dsi prove -j J`` runs the proof runner with J workers (as ``python -m proofs -j J``)."""
+    pytest.importorskip("z3")
+    import proofs.runner as runner
+
+    real, seen = runner._results, []
+
+    def record(theorems, indices, jobs):
+        seen.append(jobs)
+        return real(theorems, indices, 1)
+
+    monkeypatch.setattr(runner, "_results", record)
+    run_json(capsys, ["prove", "--name", "accept_mass", "-j", "3", "--json"])
+    run_json(capsys, ["prove", "--name", "accept_mass", "--json"])
+    assert seen == [3, _subparsers()["prove"].get_default("jobs")]
+    assert main(["prove", "-j", "0"]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
 def test_estimate_json(capsys, toy_target):
     obj = run_json(
         capsys, ["estimate", "--tokens", "4", "-k", "1", "2", "--max-servers", "2", "--json"]
