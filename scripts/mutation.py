@@ -19,7 +19,11 @@ survivors.
 from __future__ import annotations
 
 import argparse
+import ast
+import copy
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -243,16 +247,22 @@ def _copy_tree(dst: Path) -> None:
 
 def run_mutant(m: Mutant, timeout: float) -> tuple[str, float, str]:
     """Apply ``m`` in a fresh copy, run its tests; returns (outcome, seconds, last line)."""
+    text = (ROOT / m.path).read_text()
+    if text.count(m.old) != 1:
+        return "STALE (pattern not found once)", 0.0, ""
+    return run_text(m.path, text.replace(m.old, m.new), m.tests, timeout)
+
+
+def run_text(
+    path: str, text: str, tests: tuple[str, ...], timeout: float
+) -> tuple[str, float, str]:
+    """Run ``tests`` in a fresh copy whose file ``path`` reads ``text``; (outcome, s, last line)."""
     with tempfile.TemporaryDirectory(prefix="dsi-mut-") as tmp:
         dst = Path(tmp)
         _copy_tree(dst)
-        f = dst / m.path
-        text = f.read_text()
-        if text.count(m.old) != 1:
-            return "STALE (pattern not found once)", 0.0, ""
-        f.write_text(text.replace(m.old, m.new))
+        (dst / path).write_text(text)
         env = dict(os.environ, PYTHONPATH=str(dst), DSI_NO_SHRINK="1", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *m.tests]
+        cmd = [PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *tests]
         t0 = time.perf_counter()
         try:
             r = subprocess.run(
@@ -269,13 +279,362 @@ def run_mutant(m: Mutant, timeout: float) -> tuple[str, float, str]:
         return f"error (pytest exit {r.returncode})", secs, last
 
 
+# ----------------------------------------------------------------------------- generated mutants
+#
+# ``--generated``: the classic operators applied mechanically (Python ``ast``) to every eligible
+# node of the trusted core, so the score is over mutants nobody chose. Excluded, because no test
+# could observe them or they are not code: docstrings and other string constants, everything
+# under a ``raise`` statement (the exception type and its message), f-strings (messages and
+# trace details), type annotations, ``__repr__``, ``__all__`` and module-level ``__doc__``.
+
+GEN_FILES = {
+    "coordinator.py": ("dsi_core/coordinator.py", tuple(CORE_TESTS)),
+    "sampling.py": ("dsi_core/sampling.py", tuple(SAMPLING_TESTS)),
+    "worker.py": ("dsi_core/backends/worker.py", tuple(BACKEND_TESTS)),
+}
+_CMP_FLIP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
+_SKIP_FUNCS = {"__repr__"}
+
+
+@dataclass(frozen=True)
+class GenMutant:
+    id: str  # "<file>:<line>:<col>:<operator>[.k]", stable while the file is unchanged
+    file: str  # key of GEN_FILES
+    line: int
+    col: int
+    op: str
+    old: str  # source snippet replaced
+    new: str  # its replacement
+    text: str  # the whole mutated file
+
+
+def _is_docstring(parent: ast.AST, field: str, idx: int | None, node: ast.AST) -> bool:
+    return (
+        field == "body"
+        and idx == 0
+        and isinstance(parent, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
+def _eligible(tree: ast.AST):
+    """Yield (path, node) for every node outside the excluded regions, in source order."""
+
+    def walk(node: ast.AST, path: tuple):
+        yield path, node
+        for field, value in ast.iter_fields(node):
+            if field in ("annotation", "returns", "type_comment"):
+                continue
+            items = value if isinstance(value, list) else [value]
+            for i, child in enumerate(items):
+                if not isinstance(child, ast.AST):
+                    continue
+                idx = i if isinstance(value, list) else None
+                if _is_docstring(node, field, idx, child):
+                    continue
+                if isinstance(child, ast.Raise | ast.JoinedStr):
+                    continue
+                if isinstance(child, ast.FunctionDef) and child.name in _SKIP_FUNCS:
+                    continue
+                if (
+                    isinstance(child, ast.Assign)
+                    and len(child.targets) == 1
+                    and isinstance(child.targets[0], ast.Name)
+                    and child.targets[0].id in ("__all__", "__doc__")
+                ):
+                    continue
+                yield from walk(child, (*path, (field, idx)))
+
+    yield from walk(tree, ())
+
+
+def _get(tree: ast.AST, path: tuple) -> ast.AST:
+    node = tree
+    for field, idx in path:
+        node = getattr(node, field) if idx is None else getattr(node, field)[idx]
+    return node
+
+
+def _put(tree: ast.AST, path: tuple, new: ast.AST) -> None:
+    parent = _get(tree, path[:-1])
+    field, idx = path[-1]
+    if idx is None:
+        setattr(parent, field, new)
+    else:
+        getattr(parent, field)[idx] = new
+
+
+def _candidates(tree: ast.AST):
+    """(path of the node to replace, operator name, replacement node builder) for every mutant.
+
+    The builder takes the node (a deep copy) and returns its replacement.
+    """
+    for path, node in _eligible(tree):
+        if isinstance(node, ast.Compare):
+            for k, op in enumerate(node.ops):
+                flip = _CMP_FLIP.get(type(op))
+                if flip is None:
+                    continue
+
+                def build(n, k=k, flip=flip):
+                    n.ops[k] = flip()
+                    return n
+
+                name = f"cmp_{type(op).__name__}_{flip.__name__}".lower()
+                yield path, name + (f".{k}" if len(node.ops) > 1 else ""), build
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+            flip = ast.Sub if isinstance(node.op, ast.Add) else ast.Add
+
+            def build(n, flip=flip):
+                n.op = flip()
+                return n
+
+            yield path, "arith_" + ("add_sub" if flip is ast.Sub else "sub_add"), build
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add | ast.Sub):
+            flip = ast.Sub if isinstance(node.op, ast.Add) else ast.Add
+
+            def build(n, flip=flip):
+                n.op = flip()
+                return n
+
+            yield path, "aug_" + ("add_sub" if flip is ast.Sub else "sub_add"), build
+        elif isinstance(node, ast.BoolOp):
+            flip = ast.Or if isinstance(node.op, ast.And) else ast.And
+
+            def build(n, flip=flip):
+                n.op = flip()
+                return n
+
+            yield path, "bool_" + ("and_or" if flip is ast.Or else "or_and"), build
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            yield path, "not_drop", lambda n: n.operand
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            yield path, "const_plus1", lambda n: ast.Constant(n.value + 1)
+        elif isinstance(node, ast.Constant) and type(node.value) is bool:
+            yield path, "bool_const", lambda n: ast.Constant(not n.value)
+        elif isinstance(node, ast.Name) and node.id in ("min", "max"):
+            other = "max" if node.id == "min" else "min"
+            yield path, f"{node.id}_{other}", lambda n, o=other: ast.Name(o, ast.Load())
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            yield path, "del_call", lambda n: ast.Pass()
+        elif (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+        ):
+            yield path, "return_none", lambda n: ast.Return(ast.Constant(None))
+
+
+def _line_offsets(src: str) -> list[int]:
+    """Byte offset of each line start in ``src`` encoded as UTF-8 (ast columns are bytes)."""
+    offs, total = [0], 0
+    for line in src.encode().splitlines(keepends=True):
+        total += len(line)
+        offs.append(total)
+    return offs
+
+
+def _same_code(a, b) -> bool:
+    """Whether two code objects compile to the same instructions, constants and names."""
+    if a.co_code != b.co_code or a.co_names != b.co_names or a.co_varnames != b.co_varnames:
+        return False
+    if len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts, strict=True):
+        if hasattr(x, "co_code") and hasattr(y, "co_code"):
+            if not _same_code(x, y):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
+def generate(file: str) -> tuple[list[GenMutant], list[str]]:
+    """All mutants of ``file`` (a GEN_FILES key), and the ids skipped as bytecode-identical."""
+    rel = GEN_FILES[file][0]
+    src = (ROOT / rel).read_text()
+    raw = src.encode()
+    tree = ast.parse(src)
+    offs = _line_offsets(src)
+    base_code = compile(src, rel, "exec")
+    out: list[GenMutant] = []
+    same: list[str] = []
+    seen: dict[str, int] = {}
+    for path, op, build in _candidates(tree):
+        node = _get(tree, path)
+        new_node = build(copy.deepcopy(node))
+        mtree = copy.deepcopy(tree)
+        _put(mtree, path, new_node)
+        a = offs[node.lineno - 1] + node.col_offset
+        b = offs[node.end_lineno - 1] + node.end_col_offset
+        old = raw[a:b].decode()
+        if isinstance(node, ast.stmt) or isinstance(new_node, ast.Name | ast.Constant):
+            new = ast.unparse(new_node)
+        else:
+            new = "(" + ast.unparse(new_node) + ")"
+        text = (raw[:a] + new.encode() + raw[b:]).decode()
+        # the splice must parse to exactly the mutated tree
+        if ast.dump(ast.parse(text)) != ast.dump(ast.fix_missing_locations(mtree)):
+            raise AssertionError(f"{file}:{node.lineno}: splice of {op} does not match its AST")
+        base = f"{file}:{node.lineno}:{node.col_offset}:{op}"
+        seen[base] = seen.get(base, 0) + 1
+        mid = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        if _same_code(base_code, compile(text, rel, "exec")):
+            same.append(mid)
+            continue
+        out.append(GenMutant(mid, file, node.lineno, node.col_offset, op, old, new, text))
+    return out, same
+
+
+# Generated mutants argued equivalent in docs/mutation.md: id -> (the original snippet, the reason
+# in brief). The snippet guards against a stale id after the file changed.
+EQUIVALENT: dict[str, tuple[str, str]] = {}
+
+
+def _select(args: argparse.Namespace) -> list[GenMutant]:
+    files = args.file or list(GEN_FILES)
+    chosen: list[GenMutant] = []
+    for f in files:
+        if f not in GEN_FILES:
+            raise SystemExit(f"--file must be one of {sorted(GEN_FILES)}, got {f!r}")
+        ms, same = generate(f)
+        if same:
+            print(f"{f}: {len(same)} mutants skipped, bytecode identical: {', '.join(same)}")
+        if args.ids:
+            ms = [m for m in ms if m.id in args.ids]
+        elif not args.all:
+            rng = random.Random(f"{args.seed}:{f}")
+            order = list(range(len(ms)))
+            rng.shuffle(order)  # a prefix of one order: a larger sample contains a smaller one
+            keep = set(order[: args.sample])
+            ms = [m for k, m in enumerate(ms) if k in keep]
+        chosen += ms
+    return chosen
+
+
+def _write_json(path: Path, meta: dict, results: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _score(results: list[dict]) -> str:
+    killed = sum(r["outcome"].startswith("killed") for r in results)
+    survived = [r for r in results if r["outcome"] == "SURVIVED"]
+    equiv = [r for r in survived if r["id"] in EQUIVALENT]
+    total = killed + len(survived)
+    lines = [f"raw score: {killed}/{total} killed" + (f" = {killed / total:.1%}" if total else "")]
+    if equiv:
+        ne = total - len(equiv)
+        lines.append(
+            f"argued equivalent: {len(equiv)}; score over non-equivalent mutants: "
+            f"{killed}/{ne}" + (f" = {killed / ne:.1%}" if ne else "")
+        )
+    return "\n".join(lines)
+
+
+def main_generated(args: argparse.Namespace) -> int:
+    """``--generated``: run mechanically generated mutants; results go to ``--out`` as they come."""
+    chosen = _select(args)
+    if args.list:
+        for m in chosen:
+            old = " ".join(m.old.split())
+            print(f"{m.id:<44} {old[:50]} -> {m.new[:50]}")
+        print(f"{len(chosen)} mutants")
+        return 0
+    out = Path(args.out)
+    results: list[dict] = []
+    done: dict[str, dict] = {}
+    if args.resume and out.exists():
+        done = {r["id"]: r for r in json.loads(out.read_text())["results"]}
+    meta = {
+        "argv": sys.argv[1:],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "timeout_s": args.timeout,
+    }
+    print(f"{len(chosen)} mutants; results in {out}", flush=True)
+    for m in chosen:
+        prev = done.get(m.id)
+        if prev is not None and prev["old"] == m.old and prev["new"] == m.new:
+            results.append(prev)
+            continue
+        rel, tests = GEN_FILES[m.file]
+        outcome, secs, last = run_text(rel, m.text, tests, args.timeout)
+        r = {
+            "id": m.id,
+            "file": m.file,
+            "line": m.line,
+            "col": m.col,
+            "op": m.op,
+            "old": m.old,
+            "new": m.new,
+            "outcome": outcome,
+            "secs": round(secs, 1),
+            "last": last,
+        }
+        results.append(r)
+        _write_json(out, meta, results)
+        old = " ".join(m.old.split())
+        print(f"{m.id:<44} {outcome:<17} {secs:6.1f} s  {old[:40]} -> {m.new[:40]}", flush=True)
+    _write_json(out, meta, results)
+    ops: dict[str, list[int]] = {}
+    for r in results:
+        k = ops.setdefault(r["op"].split(".")[0], [0, 0])
+        k[0] += r["outcome"].startswith("killed")
+        k[1] += r["outcome"] == "SURVIVED"
+    print("\noperator              killed survived")
+    for op, (k, s) in sorted(ops.items()):
+        print(f"{op:<22} {k:6d} {s:8d}")
+    survivors = [r for r in results if r["outcome"] == "SURVIVED"]
+    if survivors:
+        print("\nsurvivors:")
+        for r in survivors:
+            eq = EQUIVALENT.get(r["id"])
+            if eq is not None and eq[0] != r["old"]:
+                note = "  (STALE equivalence entry: snippet changed)"
+            else:
+                note = f"  [equivalent: {eq[1]}]" if eq else ""
+            print(f"  {r['id']:<44} {' '.join(r['old'].split())[:50]} -> {r['new'][:50]}{note}")
+    print("\n" + _score(results))
+    errors = [r for r in results if r["outcome"].startswith(("error", "STALE"))]
+    return 1 if errors or any(r["id"] not in EQUIVALENT for r in survivors) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the selected mutants and prints a table; exit 1 if any survived."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="mutant names (default: all)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant")
+    g = ap.add_argument_group("generated mutants (--generated)")
+    g.add_argument("--generated", action="store_true", help="AST-generated mutants, not named")
+    g.add_argument("--file", action="append", help=f"one of {sorted(GEN_FILES)} (repeatable)")
+    g.add_argument("--all", action="store_true", help="every generated mutant of the files")
+    g.add_argument("--sample", type=int, default=20, help="random sample size per file")
+    g.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    g.add_argument("--ids", nargs="+", help="these generated mutant ids only")
+    g.add_argument(
+        "--out",
+        default=str(Path(tempfile.gettempdir()) / "dsi-mutation-generated.json"),
+        help="JSON results file, rewritten after each mutant",
+    )
+    g.add_argument("--resume", action="store_true", help="reuse results already in --out")
     args = ap.parse_args(argv)
+    if args.generated:
+        return main_generated(args)
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
     if args.list:
         for m in MUTANTS:
