@@ -10,6 +10,11 @@ checkout is never edited), with ``pytest -x`` and hypothesis shrinking off (``DS
     .venv/bin/python scripts/mutation.py --list     # names only
     .venv/bin/python scripts/mutation.py NAME ...   # some of them
 
+    # generated (unbiased) mutants: the classic operators applied by the ``ast`` module
+    .venv/bin/python scripts/mutation.py --generated --file coordinator.py --sample 120 --seed 1
+    .venv/bin/python scripts/mutation.py --generated --file sampling.py --all --list
+    .venv/bin/python scripts/mutation.py --generated --ids ID ... --out results.json
+
 A mutant is *killed* when the tests fail (exit status 1) within the time limit, *survives* when
 they pass, and is a *timeout* (counted as killed: the mutant hangs a run) past ``--timeout``.
 The score is killed / (killed + survived); docs/mutation.md records a run and argues the
@@ -36,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 CORE_TESTS = [
+    "tests/unit/test_coordinator_stats.py",  # added for the generated mutants (docs/mutation.md)
     "tests/property/test_eos_waste.py",
     "tests/unit/test_coordinator.py",
     "tests/unit/test_checker.py",
@@ -47,8 +53,10 @@ CORE_TESTS = [
     "tests/property/test_differential_full.py",
 ]
 SAMPLING_TESTS = [
+    "tests/unit/test_sampling_edges.py",  # added for the generated mutants (docs/mutation.md)
     "tests/property/test_residual_paths.py",
     "tests/unit/test_sampling.py",
+    "tests/unit/test_device_greedy.py",  # the torch fast path of greedy_logits_token (added)
     "tests/unit/test_exact_lossless.py",
     "tests/unit/test_bad_inputs.py",
 ]
@@ -501,7 +509,11 @@ def generate(file: str) -> tuple[list[GenMutant], list[str]]:
 
 # Generated mutants argued equivalent in docs/mutation.md: id -> (the original snippet, the reason
 # in brief). The snippet guards against a stale id after the file changed.
-EQUIVALENT: dict[str, tuple[str, str]] = {}
+EQUIVALENT: dict[str, tuple[str, str]] = {
+    "coordinator.py:147:24:const_plus1": ("0", "ids start at 2: still unique and positive"),
+    "coordinator.py:149:31:const_plus1": ("1", "start() sets _verified_upto before any read"),
+    "coordinator.py:152:24:bool_const": ("False", "every wait check follows a task start"),
+}
 
 
 def _select(args: argparse.Namespace) -> list[GenMutant]:
