@@ -513,6 +513,19 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "coordinator.py:147:24:const_plus1": ("0", "ids start at 2: still unique and positive"),
     "coordinator.py:149:31:const_plus1": ("1", "start() sets _verified_upto before any read"),
     "coordinator.py:152:24:bool_const": ("False", "every wait check follows a task start"),
+    "coordinator.py:294:12:del_call": (
+        "self._cancel_all(actions)",
+        "at done, _drop_useless or _new_segment has already cancelled everything in flight",
+    ),
+    "coordinator.py:304:8:del_call": (
+        "self._row_src.clear()",
+        "_row_src[pos] is written with every _rows[pos] and read only where _rows[pos] exists",
+    ),
+    "sampling.py:275:14:const_plus1": ("5", "buf has 5 entries: buf[3:6] is buf[3:5]"),
+    "sampling.py:279:42:cmp_gt_gte": (
+        "v1 - v2 > LOGIT_MARGIN",
+        "at a gap of exactly 1e-9 the fast token is still exact",
+    ),
 }
 
 

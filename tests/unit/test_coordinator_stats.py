@@ -88,6 +88,8 @@ def drive(cfg: Config, seed: int) -> tuple[Coordinator, dict[str, int]]:
                 n[f"Cancel {a.what}"] += 1
                 cancelled.add((a.what, a.id))
         n["max_busy"] = max(n["max_busy"], sum(w == "target" for w, _ in jobs))
+        if coord.done:  # the run is over: everything still in flight has been cancelled
+            assert all(k in cancelled for k in jobs)
         assert coord.busy == bool(jobs)  # busy: some action is still unacknowledged
 
     apply(coord.start())
@@ -141,6 +143,8 @@ def test_stats_equal_the_drivers_counts(cfg):
         coord, n = drive(cfg, seed)
         st = coord.stats
         assert coord.done and not coord.busy
+        first = coord.trace[0]  # a line without an id or a position says -1 for both
+        assert (first.what, first.id, first.pos) == ("config", -1, -1)
         commits = [e for e in coord.trace if e.what == "commit"]
         assert len(commits) == len(coord.committed)
         judged = [e for e in commits if e.data[1] != -1]
@@ -222,6 +226,10 @@ def test_drafter_token_outside_q_is_a_drafter_error():
         (d,) = [a for a in coord.start() if isinstance(a, StartDraft)]
         with pytest.raises(DrafterError, match="outside its row q"):
             coord.on_event(DraftDone(d.request_id, q=(0.25,) * V, token=bad))
+    coord = Coordinator(Config("dsi", 2, 2, 4), DecisionRule("greedy", KeyedNoise(0)))
+    (d,) = [a for a in coord.start() if isinstance(a, StartDraft)]
+    with pytest.raises(DrafterError, match="probability 0"):  # its own row excludes it
+        coord.on_event(DraftDone(d.request_id, q=(0.5, 0.0, 0.5, 0.0), token=1))
     for ok in (0, V - 1):  # ... and both ends inside it are fine
         coord = Coordinator(Config("dsi", 2, 2, 4), DecisionRule("greedy", KeyedNoise(0)))
         (d,) = [a for a in coord.start() if isinstance(a, StartDraft)]
