@@ -403,22 +403,15 @@ def _candidates(tree: ast.AST):
 
                 name = f"cmp_{type(op).__name__}_{flip.__name__}".lower()
                 yield path, name + (f".{k}" if len(node.ops) > 1 else ""), build
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+        elif isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(node.op, ast.Add | ast.Sub):
             flip = ast.Sub if isinstance(node.op, ast.Add) else ast.Add
 
             def build(n, flip=flip):
                 n.op = flip()
                 return n
 
-            yield path, "arith_" + ("add_sub" if flip is ast.Sub else "sub_add"), build
-        elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add | ast.Sub):
-            flip = ast.Sub if isinstance(node.op, ast.Add) else ast.Add
-
-            def build(n, flip=flip):
-                n.op = flip()
-                return n
-
-            yield path, "aug_" + ("add_sub" if flip is ast.Sub else "sub_add"), build
+            kind = "arith_" if isinstance(node, ast.BinOp) else "aug_"
+            yield path, kind + ("add_sub" if flip is ast.Sub else "sub_add"), build
         elif isinstance(node, ast.BoolOp):
             flip = ast.Or if isinstance(node.op, ast.And) else ast.And
 
