@@ -59,12 +59,23 @@ SAMPLING_TESTS = [
     "tests/unit/test_device_greedy.py",  # the torch fast path of greedy_logits_token (added)
     "tests/unit/test_exact_lossless.py",
     "tests/unit/test_bad_inputs.py",
+    "tests/unit/test_bad_inputs_table.py",  # low-precision tensor rows (added, held-out run)
 ]
 BACKEND_TESTS = [
+    "tests/unit/test_worker.py",  # added for the generated worker.py mutants (docs/mutation.md)
     "tests/unit/test_threads_skip.py",
     "tests/unit/test_threads_kv_choice.py",
     "tests/unit/test_threads_determinism.py",
     "tests/unit/test_bad_inputs.py",
+]
+# The transports (threads, processes) and the event loop they share: the backend tests plus the
+# ones that run whole generations through them (tiny random HF models included, no `slow`).
+TRANSPORT_TESTS = BACKEND_TESTS + [
+    "tests/unit/test_interrupt_keeps_tokens.py",
+    "tests/integration/test_threads_deadline.py",
+    "tests/integration/test_processes.py",
+    "tests/integration/test_hf_tiny.py",
+    "tests/unit/test_bad_inputs_table.py",
 ]
 
 
@@ -249,8 +260,23 @@ def _copy_tree(dst: Path) -> None:
         shutil.copytree(
             ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
-    for name in ("pyproject.toml",):
+    for name in ("docs",):  # tests/unit/test_bad_inputs_table.py reads docs/reliability.md
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("*.png", "*.csv"))
+    for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, dst / name)
+
+
+def baseline(tests: tuple[str, ...], timeout: float) -> None:
+    """Run ``tests`` on the unmodified code in a copy; exit if they do not pass there.
+
+    A test that fails in the copy for a reason of its own (a file the copy lacks, a flaky
+    timing) would count every mutant as killed; this check makes that an error instead.
+    """
+    path = "dsi_core/__init__.py"
+    outcome, secs, last = run_text(path, (ROOT / path).read_text(), tests, timeout)
+    print(f"baseline (unmodified code, {len(tests)} test files): {last} [{secs:.0f} s]", flush=True)
+    if outcome != "SURVIVED":
+        raise SystemExit(f"the tests fail on the unmodified code in a copy ({outcome}): {last}")
 
 
 def run_mutant(m: Mutant, timeout: float) -> tuple[str, float, str]:
@@ -299,6 +325,9 @@ GEN_FILES = {
     "coordinator.py": ("dsi_core/coordinator.py", tuple(CORE_TESTS)),
     "sampling.py": ("dsi_core/sampling.py", tuple(SAMPLING_TESTS)),
     "worker.py": ("dsi_core/backends/worker.py", tuple(BACKEND_TESTS)),
+    "threads.py": ("dsi_core/backends/threads.py", tuple(TRANSPORT_TESTS)),
+    "driver.py": ("dsi_core/backends/driver.py", tuple(TRANSPORT_TESTS)),
+    "processes.py": ("dsi_core/backends/processes.py", tuple(TRANSPORT_TESTS)),
 }
 _CMP_FLIP = {
     ast.Lt: ast.LtE,
@@ -515,6 +544,13 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "_row_src[pos] is written with every _rows[pos] and read only where _rows[pos] exists",
     ),
     "sampling.py:275:14:const_plus1": ("5", "buf has 5 entries: buf[3:6] is buf[3:5]"),
+    "sampling.py:61:54:const_plus1": ("64", "the Gumbel cache's size: memory and speed only"),
+    "sampling.py:118:42:const_plus1": ("1", "a torch dtype's name has one dot: same last part"),
+    "sampling.py:277:22:const_plus1": (
+        "1",
+        "at T = 2 the fast path also answers gaps in (0.5e-9, 1e-9]: float64 still separates them",
+    ),
+    "worker.py:31:12:const_plus1": ("2", "STOP_ALL -3: still no job id (> 0) and not idle (-1)"),
     "sampling.py:279:42:cmp_gt_gte": (
         "v1 - v2 > LOGIT_MARGIN",
         "at a gap of exactly 1e-9 the fast token is still exact",
@@ -584,6 +620,9 @@ def main_generated(args: argparse.Namespace) -> int:
         "timeout_s": args.timeout,
     }
     print(f"{len(chosen)} mutants; results in {out}", flush=True)
+    if not args.skip_baseline:
+        for tests in dict.fromkeys(GEN_FILES[m.file][1] for m in chosen):
+            baseline(tests, args.timeout)
     for m in chosen:
         prev = done.get(m.id)
         if prev is not None and prev["old"] == m.old and prev["new"] == m.new:
@@ -637,6 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help="mutant names (default: all)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant")
+    ap.add_argument(
+        "--skip-baseline",
+        action="store_true",
+        help="do not first check that the selected tests pass on the unmodified code",
+    )
     g = ap.add_argument_group("generated mutants (--generated)")
     g.add_argument("--generated", action="store_true", help="AST-generated mutants, not named")
     g.add_argument("--file", action="append", help=f"one of {sorted(GEN_FILES)} (repeatable)")
@@ -658,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in MUTANTS:
             print(f"{m.name:<36} {m.path:<32} {m.note}")
         return 0
+    if not args.skip_baseline:
+        for tests in dict.fromkeys(m.tests for m in chosen):
+            baseline(tests, args.timeout)
     killed = survived = 0
     for m in chosen:
         outcome, secs, last = run_mutant(m, args.timeout)

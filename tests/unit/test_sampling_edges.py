@@ -169,3 +169,48 @@ def test_the_drafters_row_is_checked():
     for mode in ("greedy", "coupled", "rejection"):
         with pytest.raises(InvalidDistributionError, match="drafter row q"):
             DecisionRule(mode, KeyedNoise(0)).decide(0, p, 0, np.array([0.6, 0.6]))
+
+
+# ---- held-out sample of generated mutants (sampling.py, seed 1, mutants 61-120; docs/mutation.md)
+
+
+def test_stream_numbers_are_part_of_the_key_layout():
+    """A seed reproduces a run across versions only if the stream numbers never change: the
+    Gumbel vector of position ``pos`` is Philox's on the key ``(seed, pos * 16 + 5)``."""
+    assert {s.name: int(s) for s in Stream} == {
+        "DRAFT": 1,
+        "ACCEPT": 2,
+        "RESIDUAL": 3,
+        "PLAIN": 4,
+        "GUMBEL": 5,
+    }
+    for seed, pos in ((0, 0), (9, 3), (2**64 - 1, 70)):
+        key = np.array([seed, pos * 16 + 5], dtype=np.uint64)
+        want = np.random.Generator(np.random.Philox(key=key)).gumbel(size=6)
+        assert np.array_equal(KeyedNoise(seed).gumbel(pos, 6), want)
+
+
+class _ArrayLike:
+    """Not numpy, not torch: a row that has a ``dtype`` and ``__array__`` but no ``detach``."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+        self.dtype = np.dtype("float64")
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.values, dtype=dtype)
+
+
+def test_array_like_rows_without_detach_are_read_through_numpy():
+    row = to_probs(_ArrayLike([0.25, 0.75]), "probs")
+    assert isinstance(row, np.ndarray) and row.tolist() == [0.25, 0.75]
+    assert argmax(to_probs(_ArrayLike([0.0, 2.0, 1.0]), "logits")) == 1
+
+
+def test_row_short_of_one_within_tolerance_with_nothing_left_accepts_the_draft():
+    """p sums to 1 - 5e-7 (allowed) with all of it on the draft, q one-hot there, and u above
+    p[draft]: both residuals are empty, so the draft is kept (the only token p allows)."""
+    rule = DecisionRule("rejection", FixedNoise(0.9999999))
+    for p in ([0.9999995, 0.0, 0.0], np.array([0.9999995, 0.0, 0.0])):
+        assert rule.decide(0, p, 0, [1.0, 0.0, 0.0]) == (0, True)
+        assert rule.decide(0, p, 0, None) == (0, True)
