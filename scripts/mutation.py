@@ -14,6 +14,11 @@ checkout is never edited), with ``pytest -x`` and hypothesis shrinking off (``DS
     .venv/bin/python scripts/mutation.py --generated --file coordinator.py --sample 120 --seed 1
     .venv/bin/python scripts/mutation.py --generated --file sampling.py --all --list
     .venv/bin/python scripts/mutation.py --generated --ids ID ... --out results.json
+    .venv/bin/python scripts/mutation.py --generated --file threads.py --all   # a transport
+
+Every run first checks that its test files pass on the unmodified code in a copy
+(``--skip-baseline`` skips that); otherwise a test that fails for a reason of its own would
+count every mutant as killed.
 
 A mutant is *killed* when the tests fail (exit status 1) within the time limit, *survives* when
 they pass, and is a *timeout* (counted as killed: the mutant hangs a run) past ``--timeout``.
@@ -296,14 +301,21 @@ def run_text(
         _copy_tree(dst)
         (dst / path).write_text(text)
         env = dict(os.environ, PYTHONPATH=str(dst), DSI_NO_SHRINK="1", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *tests]
+        # a test still running after 3/4 of the timeout dumps every thread's stack to stderr,
+        # so a hang is reported with where it hung, not only as a timeout
+        dump = f"faulthandler_timeout={max(1, int(timeout * 0.75))}"
+        cmd = [PY, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", dump]
+        cmd += ["-m", "not slow", *tests]
         t0 = time.perf_counter()
         try:
             r = subprocess.run(
                 cmd, cwd=dst, env=env, capture_output=True, text=True, timeout=timeout
             )
-        except subprocess.TimeoutExpired:
-            return "killed (timeout)", time.perf_counter() - t0, ""
+        except subprocess.TimeoutExpired as exc:
+            err = exc.stderr or b""
+            err = err.decode(errors="replace") if isinstance(err, bytes) else err
+            where = [ln.strip() for ln in err.splitlines() if ln.strip().startswith("File ")]
+            return "killed (timeout)", time.perf_counter() - t0, " | ".join(where[:3])
         secs = time.perf_counter() - t0
         last = (r.stdout.strip().splitlines() or [""])[-1]
         if r.returncode == 0:

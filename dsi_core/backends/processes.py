@@ -20,7 +20,9 @@ hang). Under ``spawn`` the model is pickled: an :class:`~dsi_core.models.hf.HFMo
 started on the first :meth:`ProcessesBackend.run` and reused while the same target and drafter
 objects are passed; :meth:`ProcessesBackend.close` (or ``with``) stops them, killing any that do
 not stop in time. No worker outlives the backend, whatever ends the run (normal end, a raising
-model, a deadline, KeyboardInterrupt).
+model, a deadline, KeyboardInterrupt), and none outlives the calling process: a worker whose
+parent is gone (killed with SIGKILL, say, which runs no cleanup) exits within about half a
+second (:func:`_exit_with_parent`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -41,6 +44,27 @@ from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
 
 
+def _exit_with_parent(parent_pid: int, every_s: float = 0.5) -> threading.Thread:
+    """Exit this worker once its parent process is gone.
+
+    A parent killed without cleanup (SIGKILL, the OOM killer, a job scheduler's timeout) cannot
+    stop its workers, and a worker blocked reading its pipe may never see end-of-file: under
+    ``fork`` every later sibling inherited the parent's end of that pipe and keeps it open. So a
+    daemon thread checks ``os.getppid()`` (which changes when the parent dies and the worker is
+    re-parented) and ends the process with ``os._exit``.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(every_s)
+
+    th = threading.Thread(target=watch, name="dsi-exit-with-parent", daemon=True)
+    th.start()
+    return th
+
+
 def _child(
     label: str,
     conn: Any,
@@ -48,9 +72,12 @@ def _child(
     model: Any,
     device: str | None,
     threads: int | None,
+    parent_pid: int | None = None,
 ) -> None:
     """A worker process: build the ServerWorker, then serve jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     try:
         place(model, device, threads)
         worker: ServerWorker | None = None
@@ -94,7 +121,7 @@ class _Proc:
         self.label = label
         self.parent, child = ctx.Pipe(duplex=True)
         self.cancel = ctx.RawValue("q", -1)
-        self.args = (label, child, self.cancel, model, device, threads)
+        self.args = (label, child, self.cancel, model, device, threads, os.getpid())
         self.proc = ctx.Process(target=_child, args=self.args, name=f"dsi-{label}", daemon=True)
         self.proc.start()
         child.close()

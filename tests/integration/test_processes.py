@@ -215,6 +215,57 @@ def test_run_deadline_processes():
     assert children() <= before
 
 
+_VICTIM = """
+import sys, time
+from dsi_core.backends.processes import ProcessesBackend
+from dsi_core.testing.toy import random_table_model
+
+b = ProcessesBackend(2, start_method=sys.argv[1])
+b._start(random_table_model(5, seed=11, exact=False), random_table_model(5, seed=12, exact=False))
+print(" ".join(str(p) for p in b.pids()), flush=True)
+time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # zombies are gone
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    """SIGKILL runs no cleanup in the parent; its three workers must notice and exit. Under
+    fork (the CPU default) a worker blocked on its pipe never sees end-of-file (its later
+    siblings inherited the parent's end), so without the parent watch they would live on.
+    (Under spawn nothing is inherited: end-of-file ends them.)"""
+    import subprocess
+    import sys
+
+    script = tmp_path / "victim.py"
+    script.write_text(_VICTIM)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "fork"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    pids: list[int] = []
+    try:
+        pids = [int(x) for x in proc.stdout.readline().split()]
+        assert len(pids) == 3 and all(_running(p) for p in pids)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_running(p) for p in pids):
+        time.sleep(0.1)
+    left = [p for p in pids if _running(p)]
+    for p in left:  # do not leak them into the rest of the suite
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed parent"
+
+
 def test_keyboard_interrupt_leaves_no_process():
     before = children()
     hung = Hangs(5, TARGET.fn, "hangs")
