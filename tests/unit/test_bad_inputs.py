@@ -168,8 +168,10 @@ class Exploding(ToyModel):
         super().__init__(base.vocab_size, base.fn, "exploding")
         self.after = after
         self.lock = threading.Lock()
+        self.called = threading.Event()
 
     def _tick(self):
+        self.called.set()
         with self.lock:
             self.calls += 1
             if self.calls > self.after:
@@ -184,11 +186,28 @@ class Exploding(ToyModel):
         return Proposal(q=self.row(tokens))
 
 
+class WaitsFor(ToyModel):
+    """A target whose forwards wait until ``other`` has been called (at most 30 s): DSI's chain
+    needs no drafter, so on a loaded machine a run could end before the drafter ever ran."""
+
+    def __init__(self, base, other):
+        super().__init__(base.vocab_size, base.fn, "waits")
+        self.other = other
+
+    def rows(self, state, tokens, start):
+        self.other.called.wait(30)
+        return super().rows(state, tokens, start)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("who", ["target", "drafter"])
 def test_model_raising_mid_run_ends_the_run_cleanly(who):
     before = set(threading.enumerate())
-    kw = {who: Exploding(TARGET if who == "target" else DRAFTER, after=5)}
+    if who == "target":  # at least 8 target forwards for 40 tokens (k = 4): the 6th raises
+        kw = {"target": Exploding(TARGET, after=5)}
+    else:  # the drafter's first call raises, and no target forward runs before it
+        bad = Exploding(DRAFTER, after=0)
+        kw = {"drafter": bad, "target": WaitsFor(TARGET, bad)}
     with pytest.raises(RuntimeError, match="model blew up") as info:
         run(max_new_tokens=40, servers=3, **kw)
     assert any("worker thread" in n for n in getattr(info.value, "__notes__", []))
