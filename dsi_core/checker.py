@@ -29,7 +29,9 @@ reports every line that breaks one of these invariants:
 What each trace line carries (``dsi_core.events.TraceEvent``): ``config`` (detail: the run's
 algorithm, mode, lookahead, servers, budget, EOS), ``segment`` (pos: committed length),
 ``draft_start`` / ``draft_done`` (pos, data ``(token,)``), ``task_start`` (pos: context length
-``L``, detail: kind, data ``(lo, committed length, fingerprint)``), ``task_done``,
+``L``, detail: kind, data ``(lo, committed length, fingerprint)``; the fingerprint is
+``zlib.crc32`` of the context's first ``L`` tokens as int64 little-endian, 0 when empty:
+:func:`dsi_core.coordinator.fingerprint`), ``task_done``,
 ``task_aborted``, ``draft_aborted``, ``stale``, ``preempt``, ``commit`` (id: the task whose row
 decided it, pos, data ``(token, draft token or -1)``), ``reject``.
 """

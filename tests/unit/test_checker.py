@@ -183,3 +183,18 @@ def test_useless_task_left_running_is_caught(monkeypatch):
     assert any(e.what == "preempt" and e.detail == "chain" for e in trace)
     monkeypatch.setattr(Coordinator, "_drop_useless", lambda self, actions: None)
     assert "useless" in _invariants(_run("dsi", "instant", "random:19", "11111", k=2, s=64))
+
+
+def test_context_fingerprint_is_crc32_of_int64_little_endian():
+    """The trace's ``task_start`` fingerprint is a format other implementations write too (the
+    trace format is in dsi_core/checker.py): ``zlib.crc32`` of the context as int64
+    little-endian, 0 for the empty context."""
+    import struct
+    import zlib
+
+    from dsi_core.coordinator import fingerprint
+
+    for ctx in [(), (0,), (1, 2, 3), (49_151, 7, 2**40), tuple(range(300))]:
+        want = zlib.crc32(struct.pack(f"<{len(ctx)}q", *ctx))
+        assert fingerprint(ctx) == want
+    assert fingerprint(()) == 0 and fingerprint((1,)) != fingerprint((1, 0))
