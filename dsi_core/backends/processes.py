@@ -31,6 +31,7 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -181,13 +182,11 @@ class _ProcTransport:
 def _default_start_method(devices: Sequence[str | None], threads: int | None) -> str:
     cuda = any(d is not None and str(d).startswith("cuda") for d in devices)
     if "fork" in mp.get_all_start_methods() and not cuda and threads in (None, 1):
-        try:
-            import torch
-
-            if torch.cuda.is_initialized():
-                return "spawn"
-        except ImportError:
-            pass
+        # CUDA cannot be forked once initialised; a process that has not imported torch has not
+        # initialised it (and importing torch here would cost seconds, interruptible half-way)
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            return "spawn"
         return "fork"
     return "spawn"
 

@@ -329,3 +329,26 @@ def test_preempted_forwards_in_processes_keep_the_output():
     got = generate([1, 2, 3], backend="processes", servers=3, **kw)
     assert got.tokens == ref.tokens
     assert got.stats.target_preempted >= 1  # random drafts are rejected: preemption happened
+
+
+def test_default_start_method(monkeypatch):
+    """fork on CPU with one thread per server, unless this process initialised CUDA (which
+    cannot be forked); the check must not import torch (seconds, and a Ctrl-C half-way
+    through an import leaves a broken torch behind)."""
+    import sys
+    import types
+
+    from dsi_core.backends.processes import _default_start_method
+
+    if "fork" not in mp.get_all_start_methods():
+        assert _default_start_method([None], 1) == "spawn"
+        return
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert _default_start_method([None, None], 1) == "fork"
+    assert "torch" not in sys.modules
+    assert _default_start_method([None], 2) == "spawn"  # OpenMP threads do not survive fork
+    assert _default_start_method(["cpu", "cuda:0"], 1) == "spawn"
+    for initialised, want in ((True, "spawn"), (False, "fork")):
+        cuda = types.SimpleNamespace(is_initialized=lambda v=initialised: v)
+        monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+        assert _default_start_method([None], 1) == want
