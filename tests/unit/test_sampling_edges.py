@@ -20,6 +20,7 @@ from dsi_core.sampling import (
     Stream,
     argmax,
     check_row,
+    greedy_logits_token,
     inverse_cdf,
     probs_from_logits,
     temper,
@@ -214,3 +215,62 @@ def test_row_short_of_one_within_tolerance_with_nothing_left_accepts_the_draft()
     for p in ([0.9999995, 0.0, 0.0], np.array([0.9999995, 0.0, 0.0])):
         assert rule.decide(0, p, 0, [1.0, 0.0, 0.0]) == (0, True)
         assert rule.decide(0, p, 0, None) == (0, True)
+
+
+# ---- the rest of sampling.py's generated mutants (all 214 now run; docs/mutation.md)
+
+
+def test_numpy_float32_rows_use_their_dtype_tolerance_and_come_back_float64():
+    p = np.array([0.25, 0.25, 0.5 + 5e-5], dtype=np.float32)  # off by 5e-5: float32 drift
+    check_row(p)  # float32's tolerance (1e-4), not float64's (1e-6)
+    with pytest.raises(InvalidDistributionError, match="tolerance 1e-06"):
+        check_row(p.astype(np.float64))
+    row = to_probs(p, "probs")
+    assert row.dtype == np.float64 and abs(float(row.sum()) - 1) < 1e-12
+    exact64 = np.array([0.25, 0.25, 0.5])
+    assert to_probs(exact64, "probs") is exact64  # a float64 row passes through untouched
+
+
+def test_list_rows_one_entry_empty_exact_and_non_finite():
+    check_row([1.0])
+    check_row([Fraction(1)])
+    with pytest.raises(InvalidDistributionError, match="is empty"):
+        check_row([])
+    with pytest.raises(InvalidDistributionError, match="not exactly 1"):
+        check_row([Fraction(1, 2), Fraction(1, 2) + Fraction(1, 10**9)])  # within float slack
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(InvalidDistributionError, match="NaN or inf"):
+            check_row([bad, 1.0])
+
+
+def test_temper_at_a_small_temperature_does_not_underflow():
+    assert temper([0.5, 0.5], 0.001).tolist() == [0.5, 0.5]
+    assert argmax(temper([0.3, 0.7], 0.001)) == 1
+
+
+def test_greedy_logits_token_edges():
+    import torch
+
+    class OnlyDetach:  # tensor-like without topk: not for the fast path
+        ndim = 1
+
+        def detach(self):
+            return self
+
+    assert greedy_logits_token(OnlyDetach()) is None
+    assert greedy_logits_token(torch.empty(0)) is None  # the exact path raises its error
+    assert greedy_logits_token(torch.tensor([3.0])) == 0
+    # at a huge temperature the top two differ by 1e-18 after scaling: the exact path ties
+    # them and takes the lower index, so the fast path must not answer
+    z = torch.tensor([0.0, 1e-3], dtype=torch.float64)
+    assert greedy_logits_token(z, 1e15) is None
+    assert argmax(to_probs(z, "logits", 1e15)) == 0
+    assert greedy_logits_token(z, 1.0) == 1  # unscaled, a gap of 1e-3 is far above the margin
+    assert greedy_logits_token(torch.tensor([0.0, 1.0], dtype=torch.float64), 1e6) == 1
+
+
+def test_the_drafters_row_is_checked_in_every_mode():
+    for mode in ("greedy", "coupled", "rejection"):
+        rule = DecisionRule(mode, KeyedNoise(1))
+        with pytest.raises(InvalidDistributionError, match="drafter row q at position 4"):
+            rule.draft_token(4, [0.5, -0.1, 0.6])
