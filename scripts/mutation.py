@@ -75,7 +75,10 @@ BACKEND_TESTS = [
 ]
 # The transports (threads, processes) and the event loop they share: the backend tests plus the
 # ones that run whole generations through them (tiny random HF models included, no `slow`).
-TRANSPORT_TESTS = BACKEND_TESTS + [
+TRANSPORT_TESTS = [
+    "tests/unit/test_driver.py",  # added for the generated driver.py mutants (docs/mutation.md)
+    "tests/unit/test_threads_transport.py",  # added for the generated threads.py mutants
+] + BACKEND_TESTS + [
     "tests/unit/test_interrupt_keeps_tokens.py",
     "tests/integration/test_threads_deadline.py",
     "tests/integration/test_processes.py",
@@ -322,6 +325,8 @@ def run_text(
             return "SURVIVED", secs, last
         if r.returncode == 1:
             return "killed", secs, last
+        if r.returncode < 0:  # the test process died of a signal (an abort at exit, say): the
+            return f"killed (crash: signal {-r.returncode})", secs, last  # run fails, as in CI
         return f"error (pytest exit {r.returncode})", secs, last
 
 
