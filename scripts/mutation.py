@@ -76,9 +76,9 @@ BACKEND_TESTS = [
 # The transports (threads, processes) and the event loop they share: the backend tests plus the
 # ones that run whole generations through them (tiny random HF models included, no `slow`).
 TRANSPORT_TESTS = [
-    "tests/unit/test_driver.py",  # added for the generated driver.py mutants (docs/mutation.md)
-    "tests/unit/test_threads_transport.py",  # added for the generated threads.py mutants
-] + BACKEND_TESTS + [
+    "tests/unit/test_driver.py",  # added for the generated mutants of driver.py (docs/mutation.md)
+    "tests/unit/test_threads_transport.py",  # added for those of threads.py
+    *BACKEND_TESTS,
     "tests/unit/test_interrupt_keeps_tokens.py",
     "tests/integration/test_threads_deadline.py",
     "tests/integration/test_processes.py",
