@@ -729,9 +729,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in MUTANTS:
             print(f"{m.name:<36} {m.path:<32} {m.note}")
         return 0
-    if not args.skip_baseline:
-        for tests in dict.fromkeys(m.tests for m in chosen):
-            baseline(tests, args.timeout)
+    if not args.skip_baseline:  # one run over every selected test file
+        baseline(tuple(dict.fromkeys(f for m in chosen for f in m.tests)), args.timeout)
     killed = survived = 0
     for m in chosen:
         outcome, secs, last = run_mutant(m, args.timeout)
