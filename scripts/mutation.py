@@ -570,6 +570,18 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     ),
     "coordinator.py:437:25:const_plus1": ("1", "ids step by 2: still unique and positive"),
     "coordinator.py:454:8:del_call": ("a.byteswap()", "runs on big-endian machines only"),
+    "driver.py:245:20:del_call": (
+        "task_server.pop(jid, None)",
+        "a dead worker acks nothing later, and line 262 skips dead servers anyway",
+    ),
+    "driver.py:246:20:del_call": (
+        "cancelled_at.pop(jid, None)",
+        "read only when that job acks, and a dead worker's jobs never do",
+    ),
+    "driver.py:262:19:bool_and_or": (
+        "srv is not None and srv not in dead",
+        "a dead server's tasks left task_server when it died (line 245): srv is None then",
+    ),
     "sampling.py:275:14:const_plus1": ("5", "buf has 5 entries: buf[3:6] is buf[3:5]"),
     "sampling.py:61:54:const_plus1": ("64", "the Gumbel cache's size: memory and speed only"),
     "sampling.py:118:42:const_plus1": ("1", "a torch dtype's name has one dot: same last part"),

@@ -134,6 +134,8 @@ def test_cancelled_jobs_report_one_delay_each():
         cancelled = {i for _, i in t.cancels} & t.handled
         assert len(report.preemption_delays_s) == len(cancelled)
         assert report.as_dict()["preemptions_acked"] == len(cancelled)
+        # cancel to ack, both inside the run: a bound, not a timing
+        assert all(0 <= x <= c.stats.wall_time for x in report.preemption_delays_s)
         runs_with_cancels += bool(cancelled)
     assert runs_with_cancels >= 1  # not vacuous
 
@@ -203,16 +205,28 @@ def test_unknown_actions_and_cancels_are_errors():
 
 
 class Silent(Fake):
-    """Never replies (a hung worker)."""
+    """Never replies (a hung worker); records how long each poll was allowed to wait."""
 
     def poll(self, timeout: float):
+        self.waits.append(timeout)
         time.sleep(timeout)
         return []
 
 
 def test_the_run_deadline_and_the_task_deadline():
+    """Both deadlines raise, naming the job and its worker; and no poll waits longer than
+    ``poll_s`` (a worker that dies silently is noticed on the next empty poll, not only at the
+    deadline)."""
+    t = Silent(2)
+    t.waits = []
     with pytest.raises(DeadlineExceededError, match="deadline of 0.2 s"):
-        drive(coordinator(), Silent(2), PROMPT, RunReport("f"), timeout_s=0.2, poll_s=0.01)
+        drive(coordinator(), t, PROMPT, RunReport("f"), timeout_s=0.2, poll_s=0.01)
+    assert len(t.waits) >= 2 and max(t.waits) <= 0.01
     names = ["t-a", "t-b", "the-drafter"]
+    t = Silent(2)
+    t.waits = []
     with pytest.raises(DeadlineExceededError, match=r"job \d+ on (t-a|t-b|the-drafter) exceed"):
-        drive(coordinator(), Silent(2), PROMPT, RunReport("f"), task_timeout_s=0.2, names=names)
+        drive(
+            coordinator(), t, PROMPT, RunReport("f"), task_timeout_s=0.2, poll_s=0.01, names=names
+        )
+    assert len(t.waits) >= 2 and max(t.waits) <= 0.01
