@@ -152,6 +152,8 @@ def test_empty_report():
     assert d["bytes_per_job"] == 0 and d["overhead_ms_median"] == 0.0
     assert d["preemption_delay_ms_median"] == d["preemption_delay_ms_max"] == 0.0
     assert d["abandoned_threads"] == [] and d["preemptions_acked"] == 0
+    one = RunReport("x", tasks=1, bytes_sent=10, bytes_received=6).as_dict()
+    assert one["bytes_per_job"] == 16  # per job: one job, not "at least two"
 
 
 def test_a_dead_server_is_retired_and_its_tasks_wait_for_the_live_one():
