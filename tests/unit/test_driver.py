@@ -164,6 +164,8 @@ def test_a_dead_server_is_retired_and_its_tasks_wait_for_the_live_one():
     drive(c, t, PROMPT, report, timeout_s=30)
     assert list(c.committed) == reference()
     assert report.dead_servers == 1 and report.lost == t.lost
+    ids = [a.task_id for _, a in t.submits if isinstance(a, StartTarget)]
+    assert len(ids) == len(set(ids))  # a task that waited for a server starts once
     late = [w for w, a in t.submits[t.died_at :] if isinstance(a, StartTarget)]
     assert len(late) >= 2 and set(late) == {1}
 
@@ -232,3 +234,30 @@ def test_the_run_deadline_and_the_task_deadline():
             coordinator(), t, PROMPT, RunReport("f"), task_timeout_s=0.2, poll_s=0.01, names=names
         )
     assert len(t.waits) >= 2 and max(t.waits) <= 0.01
+
+
+class HungDrafter(Fake):
+    """The drafter never answers; each target reply takes at least 20 ms."""
+
+    def poll(self, timeout: float):
+        self.queue = [(w, a) for w, a in self.queue if w != self.servers]
+        if not self.queue:
+            time.sleep(timeout)
+            return []
+        time.sleep(0.02)
+        return super().poll(timeout)
+
+
+def test_the_task_deadline_counts_from_the_oldest_job():
+    """A draft that never returns hits the per-task deadline although target tasks keep
+    starting and finishing (DSI's chain needs no draft): the clock is the oldest job's."""
+    with pytest.raises(DeadlineExceededError, match=r"draft job \d+ on drafter exceeded"):
+        drive(
+            coordinator("dsi", 2, 2, 16),
+            HungDrafter(2),
+            PROMPT,
+            RunReport("f"),
+            task_timeout_s=0.1,
+            poll_s=0.01,
+            names=["target-0", "target-1", "drafter"],
+        )
