@@ -578,6 +578,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "cancelled_at.pop(jid, None)",
         "read only when that job acks, and a dead worker's jobs never do",
     ),
+    "driver.py:249:20:del_call": (
+        "pending.popleft()",
+        "unreachable: a task waits only when no live server is free, and a death frees none",
+    ),
     "driver.py:262:19:bool_and_or": (
         "srv is not None and srv not in dead",
         "a dead server's tasks left task_server when it died (line 245): srv is None then",
