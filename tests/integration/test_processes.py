@@ -99,18 +99,22 @@ def test_tiny_hf_models_in_processes_equal_the_reference():
 
 
 def test_a_backend_reuses_its_workers_across_runs_and_close_stops_them():
+    """Three runs on the same workers, each with its own prompt (the workers must take the new
+    prompt: a worker that kept the old one would compute on the wrong context)."""
     before = children()
+    prompts = [PROMPT, [3], [4, 0, 1]]
     with ProcessesBackend(2) as b:
         toks, pids = [], []
-        for seed in range(3):
+        for seed, prompt in enumerate(prompts):
             coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(seed)))
-            b.run(coord, TARGET, DRAFTER, PROMPT)
+            b.run(coord, TARGET, DRAFTER, prompt)
             toks.append(coord.committed)
             pids.append(tuple(b.pids()))
         assert len(set(pids)) == 1 and len(pids[0]) == 3  # 2 servers + drafter, reused
     assert children() <= before
-    ref = run("simulated", lookahead=2, servers=2, max_new_tokens=10, seed=0).tokens
-    assert toks[0] == ref
+    kw = dict(target=TARGET, drafter=DRAFTER, lookahead=2, servers=2, max_new_tokens=10)
+    refs = [generate(p, backend="simulated", seed=0, **kw).tokens for p in prompts]
+    assert toks == refs and len({tuple(t) for t in refs}) > 1  # the prompts matter
 
 
 class Exploding(ToyModel):
