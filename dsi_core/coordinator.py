@@ -35,6 +35,7 @@ Positions count generated tokens from 0; contexts exclude the prompt (backends p
 
 from __future__ import annotations
 
+import sys
 import zlib
 from array import array
 from dataclasses import dataclass, field
@@ -447,8 +448,6 @@ def fingerprint(tokens: tuple[int, ...]) -> int:
     """CRC-32 (``zlib.crc32``) of a context's tokens as int64 little-endian, 0 for the empty
     context: lets a trace checker confirm a task's input (another implementation writing a
     trace computes the same number)."""
-    import sys  # here, not at the top: keeps the generated mutant ids above (docs/mutation.md)
-
     a = array("q", tokens)
     if sys.byteorder == "big":
         a.byteswap()

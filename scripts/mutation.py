@@ -549,27 +549,27 @@ def generate(file: str) -> tuple[list[GenMutant], list[str]]:
 # Generated mutants argued equivalent in docs/mutation.md: id -> (the original snippet, the reason
 # in brief). The snippet guards against a stale id after the file changed.
 EQUIVALENT: dict[str, tuple[str, str]] = {
-    "coordinator.py:147:24:const_plus1": ("0", "ids start at 2: still unique and positive"),
-    "coordinator.py:149:31:const_plus1": ("1", "start() sets _verified_upto before any read"),
-    "coordinator.py:152:24:bool_const": ("False", "every wait check follows a task start"),
-    "coordinator.py:294:12:del_call": (
+    "coordinator.py:148:24:const_plus1": ("0", "ids start at 2: still unique and positive"),
+    "coordinator.py:150:31:const_plus1": ("1", "start() sets _verified_upto before any read"),
+    "coordinator.py:153:24:bool_const": ("False", "every wait check follows a task start"),
+    "coordinator.py:295:12:del_call": (
         "self._cancel_all(actions)",
         "at done, _drop_useless or _new_segment has already cancelled everything in flight",
     ),
-    "coordinator.py:304:8:del_call": (
+    "coordinator.py:305:8:del_call": (
         "self._row_src.clear()",
         "_row_src[pos] is written with every _rows[pos] and read only where _rows[pos] exists",
     ),
-    "coordinator.py:424:19:not_drop": (
+    "coordinator.py:425:19:not_drop": (
         "not t.cancelled",
         "SI has one server, and nothing is due while its block runs: the guard is a shortcut",
     ),
-    "coordinator.py:427:61:cmp_gt_gte": (
+    "coordinator.py:428:61:cmp_gt_gte": (
         "last > self._verified_upto",
         "at last == _verified_upto, lo = max(_verified_upto + 1, n) > last returns None anyway",
     ),
-    "coordinator.py:437:25:const_plus1": ("1", "ids step by 2: still unique and positive"),
-    "coordinator.py:454:8:del_call": ("a.byteswap()", "runs on big-endian machines only"),
+    "coordinator.py:438:25:const_plus1": ("1", "ids step by 2: still unique and positive"),
+    "coordinator.py:453:8:del_call": ("a.byteswap()", "runs on big-endian machines only"),
     "driver.py:245:20:del_call": (
         "task_server.pop(jid, None)",
         "a dead worker acks nothing later, and line 262 skips dead servers anyway",

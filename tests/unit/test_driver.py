@@ -211,6 +211,10 @@ def test_unknown_actions_and_cancels_are_errors():
 class Silent(Fake):
     """Never replies (a hung worker); records how long each poll was allowed to wait."""
 
+    def __init__(self, servers: int) -> None:
+        super().__init__(servers)
+        self.waits: list[float] = []
+
     def poll(self, timeout: float):
         self.waits.append(timeout)
         time.sleep(timeout)
@@ -222,13 +226,11 @@ def test_the_run_deadline_and_the_task_deadline():
     ``poll_s`` (a worker that dies silently is noticed on the next empty poll, not only at the
     deadline)."""
     t = Silent(2)
-    t.waits = []
     with pytest.raises(DeadlineExceededError, match="deadline of 0.2 s"):
         drive(coordinator(), t, PROMPT, RunReport("f"), timeout_s=0.2, poll_s=0.01)
     assert len(t.waits) >= 2 and max(t.waits) <= 0.01
     names = ["t-a", "t-b", "the-drafter"]
     t = Silent(2)
-    t.waits = []
     with pytest.raises(DeadlineExceededError, match=r"job \d+ on (t-a|t-b|the-drafter) exceed"):
         drive(
             coordinator(), t, PROMPT, RunReport("f"), task_timeout_s=0.2, poll_s=0.01, names=names
