@@ -57,6 +57,16 @@ def test_processes_equal_the_simulated_reference(mode, alg, k, s):
     assert children() <= before  # every worker process was joined
 
 
+def test_processes_report_bytes_and_a_positive_overhead():
+    """Round trip (send to reply) minus the compute time the worker measured: pickling and the
+    pipe cost something, so the median is positive (a compute time measured wrongly, larger
+    than the round trip, would be clipped to 0)."""
+    t = run("processes", servers=2, lookahead=2).transport
+    assert t["transport"] == "processes" and t["tasks"] >= 1 and t["drafts"] >= 1
+    assert t["bytes_per_job"] > 0
+    assert t["overhead_ms_median"] > 0
+
+
 class Jittery(ToyModel):
     """Random sleeps per call, so completion order varies from run to run."""
 
@@ -209,6 +219,26 @@ def test_a_hanging_model_hits_the_task_deadline(who, backend):
     with pytest.raises(DeadlineExceededError, match="deadline"):
         run(backend, **{who: hung}, task_timeout_s=0.5, mode="rejection")
     assert time.monotonic() - t0 < 30  # far below the 60 s hang: the deadline ended it
+    assert children() <= before
+
+
+class SlowToPlace(ToyModel):
+    """A model whose placement on its device takes a minute: its worker hangs while starting."""
+
+    def to(self, device):
+        time.sleep(60)
+        return self
+
+
+def test_a_worker_that_hangs_while_starting_is_a_typed_error():
+    before = children()
+    slow = SlowToPlace(5, TARGET.fn, "slow-to-place")
+    t0 = time.monotonic()
+    with ProcessesBackend(2, devices=["cpu", "cpu"], startup_timeout_s=1.0) as b:
+        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        with pytest.raises(BackendError, match="target-0 did not start within 1.0 s"):
+            b.run(coord, slow, DRAFTER, PROMPT)
+    assert time.monotonic() - t0 < 30  # far below the 60 s hang: the startup deadline ended it
     assert children() <= before
 
 
