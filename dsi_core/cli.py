@@ -243,9 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = _Parser(prog="dsi", description="Distributed Speculative Inference", formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    g = sub.add_parser(
-        "generate", help="generate text with DSI, SI or non-SI", formatter_class=fmt
-    )
+    g = sub.add_parser("generate", help="generate text with DSI, SI or non-SI", formatter_class=fmt)
     _generate_args(g)
     b = sub.add_parser("bench", help="DSI vs SI vs non-SI, side by side", formatter_class=fmt)
     b.add_argument(

@@ -81,19 +81,15 @@ def test_generate_json(capsys, toy_target, backend):
 def test_generate_json_with_trace(capsys, toy_target):
     obj = run_json(
         capsys,
-        ["generate", "a b", "--backend", "simulated", "--max-new-tokens", "3", "--json",
-         "--trace"],
+        ["generate", "a b", "--backend", "simulated", "--max-new-tokens", "3", "--json", "--trace"],
     )
     assert obj["trace"] and {"t", "what", "id", "pos", "detail"} <= obj["trace"][0].keys()
 
 
 def test_check_json(capsys, toy_target, tmp_path):
-    if "check" not in COMMANDS:
-        pytest.skip("no dsi check in this checkout")
     run = run_json(
         capsys,
-        ["generate", "a b", "--backend", "simulated", "--max-new-tokens", "4", "--json",
-         "--trace"],
+        ["generate", "a b", "--backend", "simulated", "--max-new-tokens", "4", "--json", "--trace"],
     )
     path = tmp_path / "run.json"
     path.write_text(json.dumps(run))
@@ -104,8 +100,23 @@ def test_check_json(capsys, toy_target, tmp_path):
 def test_bench_emulate_json(capsys):
     obj = run_json(
         capsys,
-        ["bench", "--emulate", "--tokens", "6", "--repeats", "1", "-k", "1", "-S", "2",
-         "--t-ms", "2", "--c-ms", "1", "--json"],
+        [
+            "bench",
+            "--emulate",
+            "--tokens",
+            "6",
+            "--repeats",
+            "1",
+            "-k",
+            "1",
+            "-S",
+            "2",
+            "--t-ms",
+            "2",
+            "--c-ms",
+            "1",
+            "--json",
+        ],
     )
     assert obj["synthetic"] is True
     assert {"t_s", "c_s", "acceptance", "tokens", "rows"} <= obj.keys()
@@ -116,8 +127,20 @@ def test_simulate_json(capsys, tmp_path):
     out = tmp_path / "fig"
     obj = run_json(
         capsys,
-        ["simulate", "--cells", "2", "--lookahead-max", "2", "--tokens", "8", "--seeds", "1",
-         "--out", str(out), "--json"],
+        [
+            "simulate",
+            "--cells",
+            "2",
+            "--lookahead-max",
+            "2",
+            "--tokens",
+            "8",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ],
     )
     assert {"cells", "summary", "csv"} <= obj.keys()
     assert obj["cells"] == 4
@@ -168,12 +191,18 @@ def test_estimate_json(capsys, toy_target):
 
 
 def test_conform_json(capsys):
-    if "conform" not in COMMANDS:
-        pytest.skip("no dsi conform in this checkout")
     obj = run_json(
         capsys,
-        ["conform", "dsi_core.testing.conformance:reference_rule", "--vocab", "2",
-         "--max-drafts", "1", "--no-statistical", "--json"],
+        [
+            "conform",
+            "dsi_core.testing.conformance:reference_rule",
+            "--vocab",
+            "2",
+            "--max-drafts",
+            "1",
+            "--no-statistical",
+            "--json",
+        ],
     )
     assert {"function", "interface", "passed"} <= obj.keys()
     assert obj["passed"] is True

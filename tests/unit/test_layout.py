@@ -66,9 +66,7 @@ def rel(p: Path) -> str:
 
 
 def test_nothing_cites_the_founders_notes():
-    offenders = [
-        rel(p) for p in repo_files() if FOUNDERS_NOTES.encode() in p.read_bytes()
-    ]
+    offenders = [rel(p) for p in repo_files() if FOUNDERS_NOTES.encode() in p.read_bytes()]
     assert not offenders, f"{FOUNDERS_NOTES} is not in the repository; cited by {offenders}"
 
 
@@ -114,9 +112,7 @@ def _path_tokens(text: str) -> list[str]:
             if not PATH_LIKE.match(token) or token.startswith(("-", ".", "~")):
                 continue
             head = token.split("/", 1)[0]
-            if ("/" in token and head in REPO_DIRS + PACKAGE_DIRS) or token.endswith(
-                EXTENSIONS
-            ):
+            if ("/" in token and head in REPO_DIRS + PACKAGE_DIRS) or token.endswith(EXTENSIONS):
                 out.append(token)
     return out
 
