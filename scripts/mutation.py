@@ -82,6 +82,7 @@ TRANSPORT_TESTS = [
     "tests/unit/test_interrupt_keeps_tokens.py",
     "tests/integration/test_threads_deadline.py",
     "tests/integration/test_processes.py",
+    "tests/integration/test_processes_workers.py",  # added for those of processes.py
     "tests/integration/test_hf_tiny.py",
     "tests/unit/test_bad_inputs_table.py",
 ]
@@ -344,7 +345,20 @@ GEN_FILES = {
     "worker.py": ("dsi_core/backends/worker.py", tuple(BACKEND_TESTS)),
     "threads.py": ("dsi_core/backends/threads.py", tuple(TRANSPORT_TESTS)),
     "driver.py": ("dsi_core/backends/driver.py", tuple(TRANSPORT_TESTS)),
-    "processes.py": ("dsi_core/backends/processes.py", tuple(TRANSPORT_TESTS)),
+    # the same tests, the processes backend's own first: a kill then costs seconds, not a
+    # whole run of the list (pytest -x stops at the first failure; order changes no outcome)
+    "processes.py": (
+        "dsi_core/backends/processes.py",
+        tuple(
+            dict.fromkeys(
+                [
+                    "tests/integration/test_processes.py",
+                    "tests/integration/test_processes_workers.py",
+                    *TRANSPORT_TESTS,
+                ]
+            )
+        ),
+    ),
 }
 _CMP_FLIP = {
     ast.Lt: ast.LtE,

@@ -201,13 +201,31 @@ def test_every_server_dead_is_a_typed_error():
 
 
 class Hangs(ToyModel):
+    """Hangs for a minute in every call, unless :attr:`release` is set (in this process: a
+    worker process's copy is never released, the backend kills it)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.release = threading.Event()
+
+    def __getstate__(self):  # spawn pickles the model: a process-local event does not travel
+        return {k: v for k, v in self.__dict__.items() if k != "release"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.release = threading.Event()
+
     def rows(self, state, tokens, start):
-        time.sleep(60)
+        self.release.wait(60)
         return super().rows(state, tokens, start)
 
     def propose(self, state, tokens):
-        time.sleep(60)
+        self.release.wait(60)
         return super().propose(state, tokens)
+
+
+def dsi_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("dsi-")]
 
 
 @pytest.mark.parametrize("who", ["target", "drafter"])
@@ -216,10 +234,15 @@ def test_a_hanging_model_hits_the_task_deadline(who, backend):
     before = children()
     hung = Hangs(5, TARGET.fn if who == "target" else DRAFTER.fn, "hangs")
     t0 = time.monotonic()
-    with pytest.raises(DeadlineExceededError, match="deadline"):
-        run(backend, **{who: hung}, task_timeout_s=0.5, mode="rejection")
-    assert time.monotonic() - t0 < 30  # far below the 60 s hang: the deadline ended it
-    assert children() <= before
+    try:
+        with pytest.raises(DeadlineExceededError, match="deadline"):
+            run(backend, **{who: hung}, task_timeout_s=0.5, mode="rejection")
+        assert time.monotonic() - t0 < 30  # far below the 60 s hang: the deadline ended it
+        assert children() <= before
+    finally:
+        hung.release.set()  # threads cannot be killed: free the abandoned ones
+        for t in dsi_threads():  # so that no later test finds them still running
+            t.join(10)
 
 
 class SlowToPlace(ToyModel):
