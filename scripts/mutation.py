@@ -584,6 +584,15 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     ),
     "coordinator.py:438:25:const_plus1": ("1", "ids step by 2: still unique and positive"),
     "coordinator.py:453:8:del_call": ("a.byteswap()", "runs on big-endian machines only"),
+    "driver.py:159:12:return_none": ("False", "both callers only test the result for truth"),
+    "driver.py:190:20:del_call": (
+        "cancelled_at.pop(a.id, None)",
+        "read only when that task acks, and a task cancelled while waiting never started",
+    ),
+    "driver.py:235:24:del_call": (
+        "free.remove(w)",
+        "start_target skips dead servers in free, and a dead server is never appended again",
+    ),
     "driver.py:245:20:del_call": (
         "task_server.pop(jid, None)",
         "a dead worker acks nothing later, and line 262 skips dead servers anyway",
@@ -599,6 +608,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "driver.py:262:19:bool_and_or": (
         "srv is not None and srv not in dead",
         "a dead server's tasks left task_server when it died (line 245): srv is None then",
+    ),
+    "processes.py:124:41:const_plus1": (
+        "1",
+        "the flag's first value is never read: submit() sets it to -1 before every job",
     ),
     "sampling.py:275:14:const_plus1": ("5", "buf has 5 entries: buf[3:6] is buf[3:5]"),
     "sampling.py:61:54:const_plus1": ("64", "the Gumbel cache's size: memory and speed only"),

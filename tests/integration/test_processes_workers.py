@@ -6,10 +6,13 @@ No check asserts a duration.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
+import types
 
 import pytest
 
@@ -17,8 +20,9 @@ from dsi_core.backends import processes
 from dsi_core.backends.processes import ProcessesBackend
 from dsi_core.config import Config
 from dsi_core.coordinator import Coordinator
+from dsi_core.errors import BackendError, InvalidInputError
 from dsi_core.sampling import DecisionRule, KeyedNoise
-from dsi_core.testing.toy import random_table_model
+from dsi_core.testing.toy import ToyModel, random_table_model
 
 TARGET = random_table_model(5, seed=11, exact=False)
 DRAFTER = random_table_model(5, seed=12, exact=False)
@@ -89,3 +93,151 @@ def test_the_parent_watch(monkeypatch, parent_alive):
         assert fake_time.sleeps == [0.25] and fake_os.exits == []
     else:
         assert fake_os.exits == [0] and fake_time.sleeps == []
+
+
+class NeedsTwoArgs(Exception):
+    """Pickles (as its ``args``) but cannot be unpickled: ``__init__`` wants two arguments."""
+
+    def __init__(self, what: str, code: int) -> None:
+        super().__init__(f"{what} (code {code})")
+
+
+class RaisesUnpicklable(ToyModel):
+    def rows(self, state, tokens, start):
+        raise NeedsTwoArgs("the target gave up", 7)
+
+
+def test_an_exception_the_parent_could_not_unpickle_arrives_as_its_text():
+    """A worker checks that its exception survives the round trip before sending it; one that
+    would not is sent as a BackendError carrying the worker's traceback text instead (else the
+    parent would fail inside pickle with a TypeError that names neither model nor worker)."""
+    bad = RaisesUnpicklable(TARGET.vocab_size, TARGET.fn, "raises-unpicklable")
+    with ProcessesBackend(2) as b:
+        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        with pytest.raises(BackendError, match=r"target-\d raised:(.|\n)*NeedsTwoArgs"):
+            b.run(coord, bad, DRAFTER, [1, 2])
+
+
+def test_the_parent_keeps_only_its_own_end_of_each_pipe():
+    """After starting a worker the parent closes the worker's end of their pipe (else every
+    worker leaves an open descriptor in the parent, and a dead worker's pipe never reads
+    end-of-file there). The drafter is started last, so no sibling inherited its end: once it
+    is killed, the parent reads end-of-file on its pipe."""
+    b = ProcessesBackend(2)
+    try:
+        b._start(TARGET, DRAFTER)
+        p = b._procs[-1]
+        assert p.label == "drafter"
+        os.kill(p.proc.pid, signal.SIGKILL)
+        p.proc.join(10)
+        assert p.parent.poll(10)
+        with pytest.raises(EOFError):
+            p.parent.recv_bytes()
+    finally:
+        b.close()
+
+
+def test_the_constructor_keeps_what_it_is_given():
+    assert ProcessesBackend(2, start_method="spawn").start_method == "spawn"
+    assert ProcessesBackend(2).start_method in mp.get_all_start_methods()  # a default, not None
+    one = ProcessesBackend(2, threads_per_server=1, start_method="spawn")
+    assert one.threads == 1
+    with pytest.raises(InvalidInputError, match="threads_per_server must be >= 1"):
+        ProcessesBackend(2, threads_per_server=0)
+
+
+class _Pipe:
+    """The parent's end of a worker's pipe: ready at once with a "ready" message."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def poll(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return True
+
+    def recv_bytes(self) -> bytes:
+        return pickle.dumps(("ready", 1234))
+
+
+class _Starting:
+    def __init__(self, label: str) -> None:
+        self.label, self.parent = label, _Pipe()
+        self.proc = types.SimpleNamespace(exitcode=None)
+
+
+class _Monotonic:
+    """Stands in for ``time`` in processes.py: ``monotonic`` returns the given readings."""
+
+    def __init__(self, *readings: float) -> None:
+        self.readings = list(readings)
+
+    def monotonic(self) -> float:
+        assert self.readings, "read the clock more often than expected"
+        return self.readings.pop(0)
+
+
+def test_startup_waits_for_each_worker_only_what_is_left_of_the_timeout(monkeypatch):
+    """One startup deadline for all workers: each is waited for at most what is left of
+    ``startup_timeout_s`` (read on a stand-in clock: 0.2 s pass between the second and the
+    third check), and a worker not ready when exactly nothing is left did not start."""
+    b = ProcessesBackend(2, startup_timeout_s=0.5, start_method="spawn")
+    procs = [_Starting("target-0"), _Starting("target-1"), _Starting("drafter")]
+    monkeypatch.setattr(processes, "time", _Monotonic(100.0, 100.0, 100.0, 100.2))
+    b._await_ready(procs)
+    assert [p.parent.waits for p in procs] == [[0.5], [0.5], [pytest.approx(0.3)]]
+    monkeypatch.setattr(processes, "time", _Monotonic(100.0, 100.5))
+    late = _Starting("target-0")
+    with pytest.raises(BackendError, match="target-0 did not start within 0.5 s"):
+        b._await_ready([late])
+    assert late.parent.waits == []
+
+
+class FailsToPlace(ToyModel):
+    def to(self, device):
+        raise RuntimeError(f"no room on {device}")
+
+
+def test_a_worker_failing_while_starting_raises_its_error():
+    """A model that cannot be placed fails in its worker; the run raises that error (with its
+    message), and no worker is left."""
+    before = {p.pid for p in mp.active_children()}
+    bad = FailsToPlace(TARGET.vocab_size, TARGET.fn, "fails-to-place")
+    with ProcessesBackend(2, devices=["cpu", "cpu"]) as b:
+        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        with pytest.raises(RuntimeError, match="no room on cpu"):
+            b.run(coord, bad, DRAFTER, [1, 2])
+    assert {p.pid for p in mp.active_children()} <= before
+
+
+class _Gone:
+    """A worker that has died: its sentinel is ready, its pipe reads end-of-file."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.parent = types.SimpleNamespace(recv_bytes=self._eof)
+        self.proc = types.SimpleNamespace(sentinel=object(), exitcode=-9, join=self._join)
+        self.joined = 0
+
+    def _eof(self) -> bytes:
+        raise EOFError
+
+    def _join(self, timeout: float | None = None) -> None:
+        self.joined += 1
+
+
+@pytest.mark.parametrize("seen_by", ["sentinel", "pipe"])
+def test_a_dead_worker_is_reported_once(monkeypatch, seen_by):
+    """Whether its exit is seen on its process sentinel or as end-of-file on its pipe (which
+    of the two comes first is a race), a dead worker is reported once, and not polled again."""
+    b = ProcessesBackend(1, start_method="spawn")
+    gone = _Gone("target-0")
+    b._procs = [gone, None]
+    ready = gone.proc.sentinel if seen_by == "sentinel" else gone.parent
+    monkeypatch.setattr(processes, "mp_wait", lambda objs, timeout: [o for o in objs if o is ready])
+    transport = processes._ProcTransport(b)
+    (first,) = transport.poll(0.0)
+    assert first[0] == 0 and first[1].exitcode == -9 and b._dead == {0}
+    assert transport.poll(0.0) == []  # seen once: not polled again
+    if seen_by == "pipe":
+        assert gone.joined == 1  # reaped, so its exit code is known

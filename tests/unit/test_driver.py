@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from dsi_core.backends.driver import Dead, Failure, Reply, RunReport, drive
+from dsi_core.backends import driver
+from dsi_core.backends.driver import Dead, Failure, Reply, RunReport, _lcp, drive
 from dsi_core.backends.worker import ServerWorker, job_id
 from dsi_core.coordinator import Config, Coordinator
 from dsi_core.errors import BackendError, DeadlineExceededError
@@ -50,10 +51,15 @@ class Fake:
         self.lost = 0
         self.handled: set[int] = set()
         self.died_at = -1
+        self.busy = [0] * servers  # target jobs submitted to each server and not yet answered
+        self.peak = 0
 
     def submit(self, worker: int, action) -> int:
         self.queue.append((worker, action))
         self.submits.append((worker, action))
+        if isinstance(action, StartTarget):
+            self.busy[worker] += 1
+            self.peak = max(self.peak, self.busy[worker])
         return SENT
 
     def cancel(self, worker: int, ident: int) -> None:
@@ -65,6 +71,8 @@ class Fake:
         w = self.die.pop(self.polls, None)
         if w is not None:
             self.lost += sum(x == w for x, _ in self.queue)  # its queued jobs are lost
+            if w < self.servers:
+                self.busy[w] = 0
             self.queue = [(x, a) for x, a in self.queue if x != w]
             self.died_at = len(self.submits)
             return [(w, Dead(f"w{w}", 9))]
@@ -73,6 +81,8 @@ class Fake:
         if not self.queue:
             return []
         w, a = self.queue.pop(0)
+        if isinstance(a, StartTarget):
+            self.busy[w] -= 1
         ident = job_id(a)
         ev = self.workers[w].handle(a, lambda: ident in self.cancelled)
         self.handled.add(ident)
@@ -111,6 +121,7 @@ def test_report_counts_every_job_byte_and_ack():
     assert all(x >= 0 for x in report.preemption_delays_s)
     assert c.stats.wall_time == wall > 0
     assert (report.dead_servers, report.lost, report.drafter_restarts) == (0, 0, 0)
+    assert t.peak == 1  # a server is given a task only when free: never two at once
     d = report.as_dict()
     assert d["tasks"] == n_tasks and d["drafts"] == n_drafts and d["transport"] == "fake"
     assert d["bytes_per_job"] == (report.bytes_sent + report.bytes_received) / (n_tasks + n_drafts)
@@ -263,3 +274,75 @@ def test_the_task_deadline_counts_from_the_oldest_job():
             poll_s=0.01,
             names=["target-0", "target-1", "drafter"],
         )
+
+
+def test_common_prefix_length():
+    """The KV-reuse choice sends a task to the server whose last context shares the longest
+    prefix with the new one; ``_lcp`` measures that prefix."""
+    assert _lcp([], [1, 2]) == 0 and _lcp([1, 2], []) == 0
+    assert _lcp([2], [1]) == 0
+    assert _lcp([1, 2], [1, 3]) == 1
+    assert _lcp([1, 2, 3], [1, 2, 3, 4]) == 3
+    assert _lcp((5, 6, 7), [5, 6, 7]) == 3
+
+
+class Clock:
+    """Stands in for the driver's ``time``: a clock that only the fake transports move."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def perf_counter(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(driver, "time", c)
+    return c
+
+
+class Ticking(Fake):
+    """Each poll takes exactly one second of the fake clock."""
+
+    def __init__(self, servers: int, clock: Clock, **kw) -> None:
+        super().__init__(servers, **kw)
+        self.clock = clock
+
+    def poll(self, timeout: float):
+        self.clock.t += 1.0
+        return super().poll(timeout)
+
+
+class SilentTicking(Ticking):
+    def poll(self, timeout: float):
+        self.clock.t += 1.0
+        self.polls += 1
+        return []
+
+
+def test_a_dead_servers_jobs_stop_counting_for_the_task_deadline(clock):
+    """Server 0 dies with a queued job. On this fake every job that is answered is answered
+    within 3 polls (3 s of the fake clock), and the run takes more than 20: a lost job still
+    counted as running would hit the 10 s per-task deadline."""
+    c = coordinator("dsi", 2, 2, 12)
+    t, report = Ticking(2, clock, die={2: 0}), RunReport("fake")
+    drive(c, t, PROMPT, report, task_timeout_s=10)
+    assert list(c.committed) == reference()
+    assert report.lost == t.lost >= 1 and report.dead_servers == 1
+    assert t.polls > 20  # long enough to matter
+
+
+def test_a_deadline_is_reached_at_its_time_not_after(clock):
+    """With a clock that moves one second per poll and nothing answering, a 3 s deadline (of
+    the run, or of the oldest task) raises after exactly three polls: at ``now == deadline``,
+    not one poll later."""
+    t = SilentTicking(2, clock)
+    with pytest.raises(DeadlineExceededError, match="the run exceeded its deadline of 3 s"):
+        drive(coordinator(), t, PROMPT, RunReport("f"), timeout_s=3)
+    assert t.polls == 3
+    t = SilentTicking(2, clock)
+    with pytest.raises(DeadlineExceededError, match="per-task deadline of 3 s"):
+        drive(coordinator(), t, PROMPT, RunReport("f"), task_timeout_s=3)
+    assert t.polls == 3
