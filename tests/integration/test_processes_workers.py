@@ -17,10 +17,13 @@ import types
 import pytest
 
 from dsi_core.backends import processes
+from dsi_core.backends.driver import RunReport
 from dsi_core.backends.processes import ProcessesBackend
+from dsi_core.backends.worker import STOP_ALL
 from dsi_core.config import Config
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
+from dsi_core.events import TargetAborted
 from dsi_core.sampling import DecisionRule, KeyedNoise
 from dsi_core.testing.toy import ToyModel, random_table_model
 
@@ -88,7 +91,11 @@ def test_the_parent_watch(monkeypatch, parent_alive):
     th = processes._exit_with_parent(4242, every_s=0.25)
     assert isinstance(th, threading.Thread) and th.daemon
     th.join(10)
-    assert not th.is_alive()
+    alive = th.is_alive()
+    if alive:  # a watch that never sleeps: end it through the stand-in, before the real os is
+        fake_os.ppid = -1  # back (its _exit(0) would end the test process with status 0)
+        th.join(10)
+    assert not alive
     if parent_alive:
         assert fake_time.sleeps == [0.25] and fake_os.exits == []
     else:
@@ -133,6 +140,7 @@ def test_the_parent_keeps_only_its_own_end_of_each_pipe():
         assert p.parent.poll(10)
         with pytest.raises(EOFError):
             p.parent.recv_bytes()
+        assert len(b.pids()) == 2 and p.proc.pid not in b.pids()  # the live workers only
     finally:
         b.close()
 
@@ -241,3 +249,114 @@ def test_a_dead_worker_is_reported_once(monkeypatch, seen_by):
     assert transport.poll(0.0) == []  # seen once: not polled again
     if seen_by == "pipe":
         assert gone.joined == 1  # reaped, so its exit code is known
+
+
+def test_a_run_returns_only_when_its_workers_are_idle():
+    """Jobs still running when the coordinator is done (stale drafts, preempted tasks) are
+    stopped and their replies read before ``run`` returns: a reply left in a pipe would reach
+    the next run, whose coordinator numbers its jobs from the same counter."""
+    drained = 0
+    with ProcessesBackend(3) as b:
+        for seed in range(12):
+            coord = Coordinator(Config("dsi", 1, 3, 12), DecisionRule("greedy", KeyedNoise(seed)))
+            b.run(coord, TARGET, DRAFTER, [1, 2])
+            drained += b.report.tasks + b.report.drafts - b._acked()  # left to the drain
+            time.sleep(0.2)  # room for a reply that was not waited for (not an assertion)
+            assert not any(p.parent.poll(0) for p in b._procs if p is not None)
+    # not vacuous: about half the runs end with a job in flight on this 2-core machine, so
+    # twelve runs without one would be a 1-in-4,000 event if runs were independent
+    assert drained >= 1
+
+
+class _Busy:
+    """A worker with ``replies`` answers queued in its pipe (then nothing), or a dead one."""
+
+    def __init__(self, label: str, replies: int = 0, dead: bool = False) -> None:
+        self.label, self.dead, self.left, self.reads = label, dead, replies, 0
+        self.cancel = types.SimpleNamespace(value=-1)
+        self.parent = types.SimpleNamespace(recv_bytes=self._recv)
+        self.proc = types.SimpleNamespace(sentinel=object(), exitcode=-9, join=lambda t=None: None)
+
+    def ready(self) -> bool:
+        return self.dead or self.left > 0
+
+    def _recv(self) -> bytes:
+        if self.dead:
+            raise EOFError
+        self.left -= 1
+        self.reads += 1
+        return pickle.dumps(("done", TargetAborted(self.reads), 0.0))
+
+
+def _drain(monkeypatch, procs, in_flight: int, timeout_s: float = 10.0, **report) -> bool:
+    monkeypatch.setattr(
+        processes,
+        "mp_wait",
+        lambda objs, timeout: [p.parent for p in procs if p.ready() and p.parent in objs],
+    )
+    b = ProcessesBackend(len(procs) - 1, start_method="spawn")
+    b._procs = list(procs)
+    b.report = RunReport("processes", **(report or {"tasks": in_flight}))  # default: none acked
+    return b._drain(timeout_s)
+
+
+def test_the_drain_reads_every_reply_still_due(monkeypatch):
+    """After a run, every job still in flight is told to stop and its reply read, however
+    many there are; a death or the drain's deadline make it report failure (the caller then
+    stops the workers instead of reusing them)."""
+    for due in (1, 2, 3):
+        procs = [_Busy("target-0", replies=due), _Busy("drafter")]
+        assert _drain(monkeypatch, procs, in_flight=due) is True
+        assert procs[0].reads == due  # all of them, and no more
+        assert all(p.cancel.value == STOP_ALL for p in procs)
+    procs = [_Busy("target-0", replies=1), _Busy("drafter", dead=True)]
+    assert _drain(monkeypatch, procs, in_flight=2) is False  # a worker died while draining
+    procs = [_Busy("target-0"), _Busy("drafter")]
+    assert _drain(monkeypatch, procs, in_flight=1, timeout_s=0.05) is False  # never answered
+    # 4 jobs sent: 2 answered during the run, 1 lost with a dead server, so 1 is still due
+    procs = [_Busy("target-0", replies=1), _Busy("target-1"), _Busy("drafter")]
+    report = dict(tasks=3, drafts=1, overhead_s=[0.0, 0.0], lost=1)
+    assert _drain(monkeypatch, procs, 1, 0.5, **report) is True and procs[0].reads == 1
+
+
+def test_close_lets_idle_workers_exit_on_their_own():
+    """``close`` asks each worker to stop and waits up to ``grace_s`` for it: idle workers exit
+    cleanly (status 0); only one that does not stop in time is killed."""
+    with ProcessesBackend(2) as b:
+        _greedy_run(b, [1, 2])
+        procs = [p.proc for p in b._procs if p is not None]
+    assert len(procs) == 3 and [p.exitcode for p in procs] == [0, 0, 0]
+
+
+class _Stopping:
+    """A worker that exits once it has been given time to (a ``join`` with a timeout > 0)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.sent, self.killed, self.joins = label, [], 0, []
+        self.cancel = types.SimpleNamespace(value=-1)
+        self.parent = types.SimpleNamespace(close=lambda: None)
+        self.proc = types.SimpleNamespace(join=self._join, is_alive=self._alive, kill=self._kill)
+
+    def send(self, obj) -> int:
+        self.sent.append(obj)
+        return 1
+
+    def _join(self, timeout: float | None = None) -> None:
+        self.joins.append(timeout)
+
+    def _alive(self) -> bool:
+        return not any(t is None or t > 0 for t in self.joins)
+
+    def _kill(self) -> None:
+        self.killed += 1
+
+
+def test_stop_asks_then_waits_then_kills_only_what_is_left():
+    """``_stop`` tells every worker to stop, waits for them within one shared grace period,
+    and kills only those still alive after it (here none: each exits once waited for)."""
+    procs = [_Stopping("target-0"), _Stopping("drafter")]
+    processes._stop(procs, 2.0)
+    for p in procs:
+        assert p.sent == [("stop",)] and p.cancel.value == STOP_ALL
+        assert p.joins and 0 < p.joins[0] <= 2.0  # what is left of the grace period
+        assert p.killed == 0
