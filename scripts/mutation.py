@@ -589,7 +589,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     ),
     "coordinator.py:438:25:const_plus1": ("1", "ids step by 2: still unique and positive"),
     "coordinator.py:453:8:del_call": ("a.byteswap()", "runs on big-endian machines only"),
-    "driver.py:159:12:return_none": ("False", "both callers only test the result for truth"),
+    "driver.py:159:12:return_none": (
+        "return False",
+        "both callers only test the result for truth",
+    ),
     "driver.py:190:20:del_call": (
         "cancelled_at.pop(a.id, None)",
         "read only when that task acks, and a task cancelled while waiting never started",

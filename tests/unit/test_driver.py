@@ -21,7 +21,7 @@ from dsi_core.backends.driver import Dead, Failure, Reply, RunReport, _lcp, driv
 from dsi_core.backends.worker import ServerWorker, job_id
 from dsi_core.coordinator import Config, Coordinator
 from dsi_core.errors import BackendError, DeadlineExceededError
-from dsi_core.events import Cancel, StartDraft, StartTarget
+from dsi_core.events import Cancel, StartDraft, StartTarget, TargetAborted
 from dsi_core.sampling import DecisionRule, KeyedNoise
 from dsi_core.testing.toy import random_table_model
 
@@ -194,6 +194,37 @@ def test_a_dead_server_is_retired_and_its_tasks_wait_for_the_live_one():
     assert len(late) >= 2 and set(late) == {1}
 
 
+@pytest.mark.parametrize("mode", ["greedy", "rejection"])
+def test_a_task_cancelled_while_it_waits_for_a_server_never_starts(mode):
+    """Server 0 dies at the second poll; DSI with k = 1 keeps asking for two servers, so tasks
+    wait for the live one, and some are cancelled while they wait. Each of those is acked to
+    the coordinator at once (it never ran) and is never started later; tokens are those of
+    the same run without a death."""
+
+    def run(fake):
+        c = Coordinator(Config("dsi", 1, 2, 12, mode=mode), DecisionRule(mode, KeyedNoise(0)))
+        waited: list[int] = []  # aborted before any StartTarget for them was submitted
+        real = c.on_event
+
+        def spy(ev, now):
+            if isinstance(ev, TargetAborted):
+                sent = {a.task_id for _, a in fake.submits if isinstance(a, StartTarget)}
+                if ev.task_id not in sent:
+                    waited.append(ev.task_id)
+            return real(ev, now)
+
+        c.on_event = spy
+        drive(c, fake, PROMPT, RunReport("fake"), timeout_s=5)
+        return list(c.committed), waited
+
+    t = Fake(2, die={2: 0})
+    tokens, waited = run(t)
+    assert waited  # not vacuous: some tasks were cancelled while waiting
+    started = [a.task_id for _, a in t.submits if isinstance(a, StartTarget)]
+    assert not set(waited) & set(started)
+    assert tokens == run(Fake(2))[0]
+
+
 def test_every_server_dead_is_an_error():
     with pytest.raises(BackendError, match="every target server died"):
         drive(coordinator("dsi", 2, 2, 12), Fake(2, die={1: 0, 2: 1}), PROMPT, RunReport("f"))
@@ -260,6 +291,17 @@ def test_the_run_deadline_and_the_task_deadline():
             coordinator(), t, PROMPT, RunReport("f"), task_timeout_s=0.2, poll_s=0.01, names=names
         )
     assert len(t.waits) >= 2 and max(t.waits) <= 0.01
+    # a worker without a name (here the drafter, named only the two servers) gets its role
+    with pytest.raises(DeadlineExceededError, match=r"draft job \d+ on drafter exceeded"):
+        drive(
+            coordinator(),
+            Silent(2),
+            PROMPT,
+            RunReport("f"),
+            task_timeout_s=0.05,
+            poll_s=0.01,
+            names=["t-a", "t-b"],
+        )
 
 
 class HungDrafter(Fake):
@@ -359,3 +401,14 @@ def test_a_deadline_is_reached_at_its_time_not_after(clock):
     with pytest.raises(DeadlineExceededError, match="per-task deadline of 3 s"):
         drive(coordinator(), t, PROMPT, RunReport("f"), task_timeout_s=3)
     assert t.polls == 3
+
+
+def test_the_overhead_is_the_round_trip_minus_the_compute_time(clock):
+    """On the fake clock (one second per poll, from 1000 s) a job answered m polls after it was
+    sent took m seconds; the worker says it computed for 0.5 s, so its overhead is m - 0.5.
+    On this fake every job is answered within 3 polls."""
+    clock.t = 1000.0
+    t, report = Ticking(2, clock, compute_s=0.5), RunReport("fake")
+    drive(coordinator(), t, PROMPT, report, timeout_s=1e9)
+    assert len(report.overhead_s) == t.replies >= 1
+    assert all(x in (0.5, 1.5, 2.5) for x in report.overhead_s), report.overhead_s
