@@ -1,7 +1,11 @@
-"""The ``processes`` backend's worker processes themselves: they leave Ctrl-C to the parent
-(which stops them), and they watch their parent at a fixed interval and exit when it is gone.
+"""The ``processes`` backend's worker lifecycle, below what a token-level test sees.
 
-No check asserts a duration.
+Workers leave Ctrl-C to the parent and watch their parent; an exception that cannot make the
+round trip arrives as text; the parent keeps only its own end of each pipe; one startup deadline
+covers all workers; a dead worker is reported once; the drain after a run reads every reply
+still due; ``_stop`` asks, waits, then kills. Written for the generated mutants of processes.py
+(docs/mutation.md). Where a race would decide the outcome, the test runs the backend's code on
+stand-ins (a clock, ``os``, ``mp_wait``, worker handles) instead. No check asserts a duration.
 """
 
 from __future__ import annotations
