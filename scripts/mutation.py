@@ -633,6 +633,10 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "0",
         "unreachable: only the drafter is restarted (dead target servers are retired)",
     ),
+    "processes.py:330:38:const_plus1": (
+        "1",
+        "the flag's value before a run's first job is never read: submit() sets -1 first",
+    ),
     "sampling.py:275:14:const_plus1": ("5", "buf has 5 entries: buf[3:6] is buf[3:5]"),
     "sampling.py:61:54:const_plus1": ("64", "the Gumbel cache's size: memory and speed only"),
     "sampling.py:118:42:const_plus1": ("1", "a torch dtype's name has one dot: same last part"),

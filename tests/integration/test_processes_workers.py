@@ -127,6 +127,7 @@ def test_an_exception_the_parent_could_not_unpickle_arrives_as_its_text():
         coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
         with pytest.raises(BackendError, match=r"target-\d raised:(.|\n)*NeedsTwoArgs"):
             b.run(coord, bad, DRAFTER, [1, 2])
+        assert b.pids() == []  # a run that failed stopped its workers at once
 
 
 def test_the_parent_keeps_only_its_own_end_of_each_pipe():
@@ -156,6 +157,9 @@ def test_the_constructor_keeps_what_it_is_given():
     assert one.threads == 1
     with pytest.raises(InvalidInputError, match="threads_per_server must be >= 1"):
         ProcessesBackend(2, threads_per_server=0)
+    assert ProcessesBackend(2, threads_per_server=2, start_method="spawn").threads == 2
+    with pytest.raises(InvalidInputError, match="needs threads_per_server=1"):
+        ProcessesBackend(2, threads_per_server=2, start_method="fork")  # OpenMP after fork
 
 
 class _Pipe:
@@ -219,6 +223,7 @@ def test_a_worker_failing_while_starting_raises_its_error():
         coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
         with pytest.raises(RuntimeError, match="no room on cpu"):
             b.run(coord, bad, DRAFTER, [1, 2])
+        assert b.pids() == []  # the workers that did start were stopped at once
     assert {p.pid for p in mp.active_children()} <= before
 
 
@@ -321,6 +326,11 @@ def test_the_drain_reads_every_reply_still_due(monkeypatch):
     procs = [_Busy("target-0", replies=1), _Busy("target-1"), _Busy("drafter")]
     report = dict(tasks=3, drafts=1, overhead_s=[0.0, 0.0], lost=1)
     assert _drain(monkeypatch, procs, 1, 0.5, **report) is True and procs[0].reads == 1
+    # the drain's deadline, on a stand-in clock: at exactly its end, nothing more is read
+    monkeypatch.setattr(processes, "time", _Monotonic(100.0, 100.5))
+    procs = [_Busy("target-0", replies=1), _Busy("drafter")]
+    assert _drain(monkeypatch, procs, in_flight=1, timeout_s=0.5) is False
+    assert procs[0].reads == 0
 
 
 def test_close_lets_idle_workers_exit_on_their_own():
@@ -336,9 +346,9 @@ class _Stopping:
     """A worker that exits once it has been given time to (a ``join`` with a timeout > 0)."""
 
     def __init__(self, label: str) -> None:
-        self.label, self.sent, self.killed, self.joins = label, [], 0, []
+        self.label, self.sent, self.killed, self.joins, self.closed = label, [], 0, [], 0
         self.cancel = types.SimpleNamespace(value=-1)
-        self.parent = types.SimpleNamespace(close=lambda: None)
+        self.parent = types.SimpleNamespace(close=self._close)
         self.proc = types.SimpleNamespace(join=self._join, is_alive=self._alive, kill=self._kill)
 
     def send(self, obj) -> int:
@@ -354,6 +364,9 @@ class _Stopping:
     def _kill(self) -> None:
         self.killed += 1
 
+    def _close(self) -> None:
+        self.closed += 1
+
 
 def test_stop_asks_then_waits_then_kills_only_what_is_left():
     """``_stop`` tells every worker to stop, waits for them within one shared grace period,
@@ -364,3 +377,44 @@ def test_stop_asks_then_waits_then_kills_only_what_is_left():
         assert p.sent == [("stop",)] and p.cancel.value == STOP_ALL
         assert p.joins and 0 < p.joins[0] <= 2.0  # what is left of the grace period
         assert p.killed == 0
+        assert p.closed == 1  # and the parent's end of its pipe is closed
+
+
+def test_the_constructor_defaults_and_the_drafter_device():
+    """By default only decided tokens come back in greedy and coupled modes (``compact``); the
+    drafter is placed on ``drafter_device`` when given, else on the first server's device."""
+    assert ProcessesBackend(2, start_method="spawn").compact is True
+    b = ProcessesBackend(2, devices=["cpu:0", "cpu:1"], start_method="spawn")
+    assert b.drafter_device == "cpu:0"
+    b = ProcessesBackend(2, devices=["cpu:0", "cpu:1"], drafter_device="meta", start_method="spawn")
+    assert b.drafter_device == "meta"
+
+
+def test_a_cancel_reaches_its_workers_flag():
+    """A cancel writes the job id into the worker's shared flag, which the model reads between
+    decoder layers (a cancel that wrote nothing would leave every forward to run to the end);
+    a cancel for a missing drafter is ignored."""
+    b = ProcessesBackend(1, start_method="spawn")
+    flag = types.SimpleNamespace(value=-1)
+    b._procs = [types.SimpleNamespace(cancel=flag), None]
+    transport = processes._ProcTransport(b)
+    transport.cancel(0, 7)
+    assert flag.value == 7
+    transport.cancel(1, 8)  # no drafter (non-SI): nothing to stop
+    assert flag.value == 7
+
+
+def test_new_models_replace_the_workers_and_run_returns_its_wall_time():
+    """A run with other model objects stops the old workers before starting new ones (three
+    processes, not six), and ``run`` returns its wall time."""
+    other = random_table_model(5, seed=13, exact=False)
+    with ProcessesBackend(2) as b:
+        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        wall = b.run(coord, TARGET, DRAFTER, [1, 2])
+        assert isinstance(wall, float) and wall > 0
+        old = b.pids()
+        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        b.run(coord, other, DRAFTER, [1, 2])
+        new = b.pids()
+        assert len(new) == 3 and not set(new) & set(old)
+        assert len(b._procs) == 3
