@@ -35,8 +35,12 @@ TARGET = random_table_model(5, seed=11, exact=False)
 DRAFTER = random_table_model(5, seed=12, exact=False)
 
 
+def _coordinator() -> Coordinator:
+    return Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+
+
 def _greedy_run(backend: ProcessesBackend, prompt: list[int]) -> list[int]:
-    coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+    coord = _coordinator()
     backend.run(coord, TARGET, DRAFTER, prompt)
     return list(coord.committed)
 
@@ -124,7 +128,7 @@ def test_an_exception_the_parent_could_not_unpickle_arrives_as_its_text():
     parent would fail inside pickle with a TypeError that names neither model nor worker)."""
     bad = RaisesUnpicklable(TARGET.vocab_size, TARGET.fn, "raises-unpicklable")
     with ProcessesBackend(2) as b:
-        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        coord = _coordinator()
         with pytest.raises(BackendError, match=r"target-\d raised:(.|\n)*NeedsTwoArgs"):
             b.run(coord, bad, DRAFTER, [1, 2])
         assert b.pids() == []  # a run that failed stopped its workers at once
@@ -220,27 +224,11 @@ def test_a_worker_failing_while_starting_raises_its_error():
     before = {p.pid for p in mp.active_children()}
     bad = FailsToPlace(TARGET.vocab_size, TARGET.fn, "fails-to-place")
     with ProcessesBackend(2, devices=["cpu", "cpu"]) as b:
-        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        coord = _coordinator()
         with pytest.raises(RuntimeError, match="no room on cpu"):
             b.run(coord, bad, DRAFTER, [1, 2])
         assert b.pids() == []  # the workers that did start were stopped at once
     assert {p.pid for p in mp.active_children()} <= before
-
-
-class _Gone:
-    """A worker that has died: its sentinel is ready, its pipe reads end-of-file."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.parent = types.SimpleNamespace(recv_bytes=self._eof)
-        self.proc = types.SimpleNamespace(sentinel=object(), exitcode=-9, join=self._join)
-        self.joined = 0
-
-    def _eof(self) -> bytes:
-        raise EOFError
-
-    def _join(self, timeout: float | None = None) -> None:
-        self.joined += 1
 
 
 @pytest.mark.parametrize("seen_by", ["sentinel", "pipe"])
@@ -248,7 +236,7 @@ def test_a_dead_worker_is_reported_once(monkeypatch, seen_by):
     """Whether its exit is seen on its process sentinel or as end-of-file on its pipe (which
     of the two comes first is a race), a dead worker is reported once, and not polled again."""
     b = ProcessesBackend(1, start_method="spawn")
-    gone = _Gone("target-0")
+    gone = _Busy("target-0", dead=True)
     b._procs = [gone, None]
     ready = gone.proc.sentinel if seen_by == "sentinel" else gone.parent
     monkeypatch.setattr(processes, "mp_wait", lambda objs, timeout: [o for o in objs if o is ready])
@@ -278,13 +266,14 @@ def test_a_run_returns_only_when_its_workers_are_idle():
 
 
 class _Busy:
-    """A worker with ``replies`` answers queued in its pipe (then nothing), or a dead one."""
+    """A worker with ``replies`` answers queued in its pipe (then nothing), or a dead one (its
+    sentinel is ready, its pipe reads end-of-file)."""
 
     def __init__(self, label: str, replies: int = 0, dead: bool = False) -> None:
-        self.label, self.dead, self.left, self.reads = label, dead, replies, 0
+        self.label, self.dead, self.left, self.reads, self.joined = label, dead, replies, 0, 0
         self.cancel = types.SimpleNamespace(value=-1)
         self.parent = types.SimpleNamespace(recv_bytes=self._recv)
-        self.proc = types.SimpleNamespace(sentinel=object(), exitcode=-9, join=lambda t=None: None)
+        self.proc = types.SimpleNamespace(sentinel=object(), exitcode=-9, join=self._join)
 
     def ready(self) -> bool:
         return self.dead or self.left > 0
@@ -295,6 +284,9 @@ class _Busy:
         self.left -= 1
         self.reads += 1
         return pickle.dumps(("done", TargetAborted(self.reads), 0.0))
+
+    def _join(self, timeout: float | None = None) -> None:
+        self.joined += 1
 
 
 def _drain(monkeypatch, procs, in_flight: int, timeout_s: float = 10.0, **report) -> bool:
@@ -409,11 +401,11 @@ def test_new_models_replace_the_workers_and_run_returns_its_wall_time():
     processes, not six), and ``run`` returns its wall time."""
     other = random_table_model(5, seed=13, exact=False)
     with ProcessesBackend(2) as b:
-        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        coord = _coordinator()
         wall = b.run(coord, TARGET, DRAFTER, [1, 2])
         assert isinstance(wall, float) and wall > 0
         old = b.pids()
-        coord = Coordinator(Config("dsi", 2, 2, 10), DecisionRule("greedy", KeyedNoise(0)))
+        coord = _coordinator()
         b.run(coord, other, DRAFTER, [1, 2])
         new = b.pids()
         assert len(new) == 3 and not set(new) & set(old)
