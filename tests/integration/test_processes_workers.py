@@ -24,6 +24,7 @@ from dsi_core.backends import processes
 from dsi_core.backends.driver import RunReport
 from dsi_core.backends.processes import ProcessesBackend
 from dsi_core.backends.worker import STOP_ALL
+from dsi_core.checker import checked
 from dsi_core.config import Config
 from dsi_core.coordinator import Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
@@ -42,7 +43,7 @@ def _coordinator() -> Coordinator:
 def _greedy_run(backend: ProcessesBackend, prompt: list[int]) -> list[int]:
     coord = _coordinator()
     backend.run(coord, TARGET, DRAFTER, prompt)
-    return list(coord.committed)
+    return list(checked(coord).committed)  # every real run passes the trace checker
 
 
 def test_workers_ignore_sigint_and_keep_serving():
@@ -257,6 +258,7 @@ def test_a_run_returns_only_when_its_workers_are_idle():
         for seed in range(12):
             coord = Coordinator(Config("dsi", 1, 3, 12), DecisionRule("greedy", KeyedNoise(seed)))
             b.run(coord, TARGET, DRAFTER, [1, 2])
+            checked(coord)
             drained += b.report.tasks + b.report.drafts - b._acked()  # left to the drain
             time.sleep(0.2)  # room for a reply that was not waited for (not an assertion)
             assert not any(p.parent.poll(0) for p in b._procs if p is not None)
@@ -404,9 +406,11 @@ def test_new_models_replace_the_workers_and_run_returns_its_wall_time():
         coord = _coordinator()
         wall = b.run(coord, TARGET, DRAFTER, [1, 2])
         assert isinstance(wall, float) and wall > 0
+        checked(coord)
         old = b.pids()
         coord = _coordinator()
         b.run(coord, other, DRAFTER, [1, 2])
+        checked(coord)
         new = b.pids()
         assert len(new) == 3 and not set(new) & set(old)
         assert len(b._procs) == 3
