@@ -88,6 +88,20 @@ TRANSPORT_TESTS = [
     "tests/unit/test_bad_inputs_table.py",
 ]
 
+# The simulated backend (virtual clock, forced orders, cancellation delays): the coordinator's
+# tests drive it, and these check its timing against the latency model and its orders.
+SIMULATED_TESTS = [
+    "tests/unit/test_simulated_backend.py",  # added for the generated mutants (docs/mutation.md)
+    "tests/unit/test_simulate.py",
+    "tests/property/test_preemption_delay.py",
+    "tests/property/test_latency_differential.py",
+    "tests/property/test_rejection_latency.py",
+    "tests/property/test_schedule_fuzz.py",
+    *CORE_TESTS,
+    "tests/unit/test_exact_lossless.py",
+    "tests/unit/test_bad_inputs.py",
+]
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -350,6 +364,7 @@ GEN_FILES = {
     "worker.py": ("dsi_core/backends/worker.py", tuple(BACKEND_TESTS)),
     "threads.py": ("dsi_core/backends/threads.py", tuple(TRANSPORT_TESTS)),
     "driver.py": ("dsi_core/backends/driver.py", tuple(TRANSPORT_TESTS)),
+    "simulated.py": ("dsi_core/backends/simulated.py", tuple(SIMULATED_TESTS)),
     # the same tests, the processes backend's own first: a kill then costs seconds, not a
     # whole run of the list (pytest -x stops at the first failure; order changes no outcome)
     "processes.py": (
