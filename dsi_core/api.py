@@ -6,8 +6,6 @@ raises a typed :class:`~dsi_core.errors.DSIError` and leaves nothing half-done.
 
 from __future__ import annotations
 
-import math
-import numbers
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -114,37 +112,6 @@ def check_prompt(prompt: Any) -> None:
         raise InvalidInputError(f"prompt token ids must be >= 0, got {min(ids)}")
 
 
-def _check_latency(v: Any, name: str) -> None:
-    """A simulated latency: a finite number > 0 (a Fraction keeps the clock exact) or a
-    callable of the action returning one."""
-    if callable(v):
-        return
-    if (
-        isinstance(v, bool)
-        or not isinstance(v, numbers.Real)
-        or not (math.isfinite(float(v)) and v > 0)
-    ):
-        raise InvalidInputError(f"{name} must be a finite number > 0 or a callable, got {v!r}")
-
-
-def _check_order(order: Any) -> None:
-    """``sim_order``: None, a callable, one of the simulated backend's named orders or
-    ``"random:SEED"``."""
-    if order is None or callable(order):
-        return
-    from dsi_core.backends.simulated import ORDERS
-
-    if isinstance(order, str):
-        if order in ORDERS:
-            return
-        if order.startswith("random:") and order[7:].isdigit():
-            return
-    raise InvalidInputError(
-        f"sim_order must be None, a callable, 'random:SEED' or one of {sorted(ORDERS)}, "
-        f"got {order!r}"
-    )
-
-
 def encode_prompt(prompt: Any, target: Any, chat: bool = True) -> list[int]:
     """A string goes through the target's tokenizer (chat template if it has one)."""
     if isinstance(prompt, str):
@@ -247,9 +214,11 @@ def generate(
     if cfg.speculative:
         check_drafter_spec(drafter)
     if cfg.backend == "simulated":
-        _check_latency(sim_target_latency, "sim_target_latency")
-        _check_latency(sim_draft_latency, "sim_draft_latency")
-        _check_order(sim_order)
+        from dsi_core.backends.simulated import check_latency, check_order
+
+        check_latency(sim_target_latency, "sim_target_latency", zero_ok=False)
+        check_latency(sim_draft_latency, "sim_draft_latency", zero_ok=False)
+        check_order(sim_order)
     target = resolve_target(target)
     ids = encode_prompt(prompt, target, chat=chat)
     ctx = getattr(target, "max_context", None)

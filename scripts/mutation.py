@@ -583,6 +583,25 @@ def generate(file: str) -> tuple[list[GenMutant], list[str]]:
 # Generated mutants argued equivalent in docs/mutation.md: id -> (the original snippet, the reason
 # in brief). The snippet guards against a stale id after the file changed.
 EQUIVALENT: dict[str, tuple[str, str]] = {
+    "simulated.py:53:35:const_plus1": (
+        "-1",
+        "range stop -2 adds i = -1, the last job, already seen: the loop returned if a target",
+    ),
+    "simulated.py:123:25:const_plus1": (
+        "10_000_000",
+        "the default step guard: no run in reach of a test takes 10**7 completions",
+    ),
+    "simulated.py:137:58:const_plus1": (
+        "1",
+        "check_order let only digits follow 'random:', so maxsplit 1 or 2 splits alike",
+    ),
+    "simulated.py:161:52:const_plus1": (
+        "0",
+        "every finished run started a target task, which raises the count to >= 1",
+    ),
+    "simulated.py:163:14:const_plus1": ("0", "seq only orders jobs: an offset orders them alike"),
+    "simulated.py:179:27:const_plus1": ("1", "seq += 2 is still strictly increasing"),
+    "simulated.py:210:85:const_plus1": ("1", "tie key 0 vs 2 orders drafts before targets alike"),
     "coordinator.py:148:24:const_plus1": ("0", "ids start at 2: still unique and positive"),
     "coordinator.py:150:31:const_plus1": ("1", "start() sets _verified_upto before any read"),
     "coordinator.py:153:24:bool_const": ("False", "every wait check follows a task start"),

@@ -14,10 +14,17 @@ decoder layer's share of ``t``) is a bounded delay: the preempted job keeps its 
 ``min(cancel time + d, its finish)`` and is then acked (``TargetAborted`` / ``DraftAborted``),
 or delivers its stale result if it finished first. Under a forced ``order`` there is no clock:
 a delayed cancellation is acked whenever the chooser picks the job.
+
+A latency that is not a finite number >= 0 or a callable, an unknown order and a
+cancellation model other than these are refused when the backend is built
+(:class:`~dsi_core.errors.InvalidInputError`); :func:`dsi_core.generate` uses the same checks
+(with latencies > 0).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +83,34 @@ ORDERS: dict[str, Callable[[Sequence[Job]], int]] = {
 }
 
 
+def check_latency(v: Any, name: str, zero_ok: bool = True) -> None:
+    """A simulated latency: a finite number >= 0 (> 0 unless ``zero_ok``; a Fraction keeps the
+    clock exact) or a callable of the action returning one."""
+    if callable(v):
+        return
+    low = ">= 0" if zero_ok else "> 0"
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, numbers.Real)
+        or not (math.isfinite(float(v)) and (v > 0 or (zero_ok and v == 0)))
+    ):
+        raise InvalidInputError(f"{name} must be a finite number {low} or a callable, got {v!r}")
+
+
+def check_order(order: Any, name: str = "sim_order") -> None:
+    """A completion order: None, a callable, one of :data:`ORDERS` or ``"random:SEED"``."""
+    if order is None or callable(order):
+        return
+    if isinstance(order, str):
+        if order in ORDERS:
+            return
+        if order.startswith("random:") and order[7:].isdigit():
+            return
+    raise InvalidInputError(
+        f"{name} must be None, a callable, 'random:SEED' or one of {sorted(ORDERS)}, got {order!r}"
+    )
+
+
 class SimulatedBackend:
     """Drives a :class:`Coordinator` on a virtual clock (see module docstring)."""
 
@@ -87,6 +122,9 @@ class SimulatedBackend:
         cancellation: Any = "instant",
         max_steps: int = 10_000_000,
     ) -> None:
+        check_latency(target_latency, "target_latency")
+        check_latency(draft_latency, "draft_latency")
+        check_order(order, "order")
         if isinstance(cancellation, str):
             if cancellation not in ("instant", "fails"):
                 raise InvalidInputError("cancellation must be 'instant', 'fails' or a delay >= 0")
@@ -97,10 +135,8 @@ class SimulatedBackend:
         if isinstance(order, str):
             if order.startswith("random:"):
                 order = random_order(int(order.split(":", 1)[1]))
-            elif order in ORDERS:
-                order = ORDERS[order]
             else:
-                raise InvalidInputError(f"unknown order {order!r}; use {sorted(ORDERS)}")
+                order = ORDERS[order]
         self.target_latency = target_latency
         self.draft_latency = draft_latency
         self.order = order

@@ -12,7 +12,13 @@ from fractions import Fraction
 
 import pytest
 
-from dsi_core.backends.simulated import ORDERS, Job, SimulatedBackend, random_order
+from dsi_core.backends.simulated import (
+    ORDERS,
+    Job,
+    SimulatedBackend,
+    check_latency,
+    random_order,
+)
 from dsi_core.coordinator import Config, Coordinator
 from dsi_core.errors import BackendError, InvalidInputError
 from dsi_core.sampling import DecisionRule, KeyedNoise
@@ -117,7 +123,7 @@ def test_good_cancellation_is_kept(good):
 
 
 def test_unknown_order_is_refused_and_a_chooser_out_of_range_is_an_error():
-    with pytest.raises(InvalidInputError, match="unknown order"):
+    with pytest.raises(InvalidInputError, match="order must be None, a callable"):
         SimulatedBackend(order="newest")
     target, drafter = _models()
     for chooser in (lambda jobs: -1, lambda jobs: len(jobs), lambda jobs: 99):
@@ -158,6 +164,24 @@ def test_a_failed_cancellation_marks_the_job_cancelled_when_it_completes():
     assert preempted, "the run preempted nothing: the check would be vacuous"
     assert {key for key, cancelled in seen.items() if cancelled} == preempted & set(seen)
     assert preempted & set(seen)  # some preempted job ran on to completion
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(target_latency=-1), "target_latency"),
+        (dict(draft_latency=float("nan")), "draft_latency"),
+        (dict(draft_latency=True), "draft_latency"),
+        (dict(target_latency="1"), "target_latency"),
+        (dict(order=5), "order"),
+        (dict(order="random:x"), "order"),
+        (dict(order="random:1:2"), "order"),
+        (dict(order="random:-1"), "order"),
+    ],
+)
+def test_bad_latency_or_order_is_a_typed_error(kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        SimulatedBackend(**kwargs)
 
 
 def test_zero_and_callable_latencies_are_accepted():
@@ -204,3 +228,12 @@ def test_a_delayed_cancellation_frees_the_server_at_the_earlier_of_delay_and_fin
         ties += freed == finish
     assert len(end) >= 3, "too few preempted tasks ended: the check would be vacuous"
     assert ties, "no task finished exactly when its delay ended: the tie is untested"
+
+
+def test_generate_refuses_a_zero_latency_the_backend_accepts():
+    check_latency(0, "draft_latency")  # the backend: a free drafter is a model point
+    check_latency(Fraction(0), "draft_latency")
+    for zero in (0, 0.0, Fraction(0)):
+        with pytest.raises(InvalidInputError, match="> 0"):
+            check_latency(zero, "sim_draft_latency", zero_ok=False)  # generate's rule
+    check_latency(Fraction(1, 10**9), "sim_draft_latency", zero_ok=False)
