@@ -5,8 +5,10 @@
 ways: eager with the dynamic KV cache (what dsi_core runs), eager with a static cache, and a
 static cache with the forward compiled (``mode="reduce-overhead"``: CUDA graphs on a GPU). It
 prints the compile time (the first call) and the median ms per token of three further calls,
-and whether the compiled model decodes the same tokens. ``scripts/gpu_check.py`` runs it as its
-last, optional section.
+and whether the compiled model decodes the same tokens. transformers' own compile of a
+static-cache ``generate`` (automatic on CUDA) is switched off (``disable_compile=True``), so
+the first two are eager everywhere and the third is compiled by this probe alone.
+``scripts/gpu_check.py`` runs it as its last, optional section.
 
 This measures the ceiling only: dsi_core's forwards also vary in the number of rows, crop the
 cache on preemption and stop between decoder layers (Python hooks, which break a compiled
@@ -33,7 +35,12 @@ def probe(model: Any, prompt: str, n_tokens: int = 16, repeats: int = 3) -> dict
             torch.cuda.synchronize()
         t = time.perf_counter()
         out = hf.generate(
-            ids, max_new_tokens=n_tokens, min_new_tokens=n_tokens, do_sample=False, **kw
+            ids,
+            max_new_tokens=n_tokens,
+            min_new_tokens=n_tokens,
+            do_sample=False,
+            disable_compile=True,  # no automatic compile (transformers does it on CUDA)
+            **kw,
         )
         if dev.type == "cuda":
             torch.cuda.synchronize()
