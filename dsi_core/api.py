@@ -218,7 +218,7 @@ def generate(
 
         check_latency(sim_target_latency, "sim_target_latency", zero_ok=False)
         check_latency(sim_draft_latency, "sim_draft_latency", zero_ok=False)
-        check_order(sim_order)
+        check_order(sim_order, "sim_order")
     target = resolve_target(target)
     ids = encode_prompt(prompt, target, chat=chat)
     ctx = getattr(target, "max_context", None)

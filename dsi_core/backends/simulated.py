@@ -97,7 +97,7 @@ def check_latency(v: Any, name: str, zero_ok: bool = True) -> None:
         raise InvalidInputError(f"{name} must be a finite number {low} or a callable, got {v!r}")
 
 
-def check_order(order: Any, name: str = "sim_order") -> None:
+def check_order(order: Any, name: str) -> None:
     """A completion order: None, a callable, one of :data:`ORDERS` or ``"random:SEED"``."""
     if order is None or callable(order):
         return
